@@ -1,0 +1,57 @@
+"""Who is calling: the bearer token, verified locally, and the user it names."""
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api_gateway.deps import SessionDep
+from shared.contracts.messages import Actor
+from shared.db.models import User
+from shared.tokens import InvalidToken, decode_token
+
+# auto_error is off: the reference answers 403 (not 401) and the frontend relies on it.
+bearer = HTTPBearer(auto_error=False, description="A JWT from login or `albs token create`")
+
+
+def forbidden(detail: str) -> HTTPException:
+    return HTTPException(status_code=403, detail=detail)
+
+
+async def current_actor(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is None:
+        raise forbidden("Not authenticated")
+    secret = request.app.state.settings.jwt_secret.get_secret_value()
+    try:
+        claims = decode_token(secret, credentials.credentials)
+    except InvalidToken as exc:
+        raise forbidden(str(exc)) from None
+    user = await _user(session, claims.user_id)
+    if user is None:
+        raise forbidden("Invalid or expired token.")
+    # Reference-format tokens carry no version: they stop working once a user's tokens are revoked.
+    if (claims.token_version or 1) != user.token_version:
+        raise forbidden("This token has been revoked; log in again.")
+    node_id = request.headers.get("x-node-id")
+    return Actor(user_id=user.id, is_admin=user.is_admin, kind=user.kind, node_id=node_id)
+
+
+async def _user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+async def admin_actor(actor: CurrentActor) -> Actor:
+    if not actor.is_admin:
+        raise forbidden("This action needs an administrator.")
+    return actor
+
+
+AdminActor = Annotated[Actor, Depends(admin_actor)]

@@ -1,0 +1,61 @@
+"""The API gateway: validates, authenticates, reads; every command becomes a message."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api_gateway.errors import install_error_handlers
+from api_gateway.routes import health, platforms
+from api_gateway.rpc_client import RpcClient
+from api_gateway.settings import GatewaySettings
+from shared.contracts.topology import Topology
+from shared.db.session import create_engine, create_session_factory
+from shared.logs import setup_logging
+from shared.settings import load_settings
+
+log = logging.getLogger("api_gateway")
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or load_settings(GatewaySettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=20)
+        app.state.settings = settings
+        app.state.sessions = create_session_factory(engine)
+        app.state.redis = Redis.from_url(settings.redis_url)
+        app.state.rpc = RpcClient(
+            settings.amqp_url, Topology(settings.amqp_prefix), timeout=settings.rpc_timeout_seconds
+        )
+        await app.state.rpc.start()
+        log.info("gateway ready on http://%s:%s", settings.host, settings.port)
+        try:
+            yield
+        finally:
+            await app.state.rpc.stop()
+            await app.state.redis.aclose()
+            await engine.dispose()
+            log.info("gateway stopped")
+
+    app = FastAPI(title="ALBS control plane API", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(platforms.router)
+    return app
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings)
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )

@@ -1,0 +1,13 @@
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ENV_PREFIX, CommonSettings
+
+
+class SchedulerSettings(CommonSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    # How long a started task stays with its node without a ping (albs-node pings every 60 s).
+    lease_seconds: int = 300
+    reaper_interval_seconds: float = 15.0

@@ -1,0 +1,158 @@
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.db.base import Base, created_at_column
+from shared.db.models.platforms import Platform, Repository
+from shared.db.models.users import User
+
+
+class BuildTaskStatus(IntEnum):
+    IDLE = 0
+    STARTED = 1
+    COMPLETED = 2
+    FAILED = 3
+    EXCLUDED = 4
+    CANCELLED = 5
+
+
+FINISHED_STATUSES = (
+    BuildTaskStatus.COMPLETED,
+    BuildTaskStatus.FAILED,
+    BuildTaskStatus.EXCLUDED,
+    BuildTaskStatus.CANCELLED,
+)
+
+build_repo = Table(
+    "build_repo",
+    Base.metadata,
+    Column("build_id", ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# Row (build_id, linked_build_id): build_id builds against linked_build_id's repositories.
+build_dependency = Table(
+    "build_dependency",
+    Base.metadata,
+    Column("build_id", ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("linked_build_id", ForeignKey("builds.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+# Row (task_id, depends_on_id): task_id may not start before depends_on_id is released.
+build_task_dependency = Table(
+    "build_task_dependency",
+    Base.metadata,
+    Column("task_id", ForeignKey("build_tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("depends_on_id", ForeignKey("build_tasks.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_build_task_dependency_depends_on_id", "depends_on_id"),
+)
+
+
+class Build(Base):
+    __tablename__ = "builds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    created_at: Mapped[datetime] = created_at_column()
+    mock_options: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Set once the build's Pulp repositories exist; before that no task is assignable.
+    ready: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Why the build could not go on (e.g. its repositories could not be created).
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    released: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(lazy="raise")
+    tasks: Mapped[list["BuildTask"]] = relationship(
+        back_populates="build", order_by="BuildTask.id", lazy="raise", passive_deletes=True
+    )
+    repos: Mapped[list[Repository]] = relationship(
+        secondary=build_repo, order_by=Repository.id, lazy="raise"
+    )
+    linked_builds: Mapped[list["Build"]] = relationship(
+        secondary=build_dependency,
+        primaryjoin=lambda: Build.id == build_dependency.c.build_id,
+        secondaryjoin=lambda: Build.id == build_dependency.c.linked_build_id,
+        order_by=lambda: Build.id,
+        lazy="raise",
+    )
+
+
+class BuildTaskRef(Base):
+    """A git ref (or src-RPM url) requested in a build; shared by its tasks on every arch."""
+
+    __tablename__ = "build_task_refs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    git_ref: Mapped[str | None] = mapped_column(Text)
+
+
+class BuildTask(Base):
+    __tablename__ = "build_tasks"
+    __table_args__ = (
+        # Assignment scans idle tasks oldest first; started tasks are scanned by lease.
+        Index("ix_build_tasks_idle", "id", postgresql_where=text("status = 0")),
+        Index("ix_build_tasks_lease", "lease_expires_at", postgresql_where=text("status = 1")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("platforms.id", ondelete="RESTRICT"))
+    ref_id: Mapped[int] = mapped_column(ForeignKey("build_task_refs.id", ondelete="CASCADE"))
+    status: Mapped[int] = mapped_column(SmallInteger, default=BuildTaskStatus.IDLE)
+    index: Mapped[int] = mapped_column(Integer)
+    arch: Mapped[str] = mapped_column(Text)
+    # Last assignment or heartbeat, as the reference's `ts`.
+    ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    node_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the artifacts service has filed this attempt's artifacts into Pulp.
+    artifacts_stored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    build: Mapped[Build] = relationship(back_populates="tasks", lazy="raise")
+    platform: Mapped[Platform] = relationship(lazy="raise")
+    ref: Mapped[BuildTaskRef] = relationship(lazy="raise")
+    artifacts: Mapped[list["BuildArtifact"]] = relationship(
+        order_by="BuildArtifact.id", lazy="raise", passive_deletes=True
+    )
+
+
+class BuildArtifact(Base):
+    """A file a node reported for one attempt of a task.
+
+    `artifact_href` is the Pulp artifact the node uploaded; `href` is the Pulp content
+    made from it inside the build's repository, set once the artifacts service filed it.
+    """
+
+    __tablename__ = "build_artifacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_task_id: Mapped[int] = mapped_column(
+        ForeignKey("build_tasks.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    artifact_href: Mapped[str] = mapped_column(Text)
+    href: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,26 @@
+"""The responder side of RPC: turn a handler's outcome into a reply envelope."""
+
+import logging
+from collections.abc import Awaitable
+
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+
+from shared.contracts.messages import RpcReply
+from shared.errors import AlbsError
+
+log = logging.getLogger(__name__)
+
+
+async def reply(outcome: Awaitable[BaseModel | list[BaseModel] | None]) -> RpcReply:
+    """Await the handler; business errors become error replies instead of silence."""
+    try:
+        return RpcReply.success(await outcome)
+    except AlbsError as exc:
+        return RpcReply.failure(exc.status_code, exc.detail)
+    except (OperationalError, OSError) as exc:
+        log.warning("rpc: dependency unavailable: %s", exc)
+        return RpcReply.failure(503, "A backing service is unavailable; try again shortly.")
+    except Exception:
+        log.exception("rpc: handler failed")
+        return RpcReply.failure(500, "Internal error; it has been logged.")

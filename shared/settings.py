@@ -1,0 +1,63 @@
+"""Settings every service shares; each service extends them with its own class."""
+
+import sys
+from typing import TypeVar
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ALBS_"
+
+
+class CommonSettings(BaseSettings):
+    """Where the shared servers are. Defaults point at a developer machine's local servers."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/albs"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Every exchange and queue name starts with this, so two stacks (or two test
+    # runs) can share one RabbitMQ without seeing each other's messages.
+    amqp_prefix: str = "albs"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "albs"
+    log_level: str = "INFO"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build settings or stop the process with a message naming each bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = [f"{cls.__name__}: cannot start, configuration is invalid:"]
+        for err in exc.errors():
+            name = f"{prefix}{'_'.join(str(p) for p in err['loc'])}".upper()
+            if err["type"] == "missing":
+                lines.append(f"  {name} is required but not set")
+            else:
+                lines.append(f"  {name}: {err['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+MIN_SECRET_LENGTH = 32
+PLACEHOLDERS = {"changeme", "secret", "change-me", "jwt-secret"}
+
+
+def require_strong_secret(value: SecretStr, name: str) -> SecretStr:
+    raw = value.get_secret_value()
+    if raw.lower() in PLACEHOLDERS or len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"{name} must be a random string of at least {MIN_SECRET_LENGTH} characters "
+            "(e.g. `openssl rand -hex 32`)"
+        )
+    return value
