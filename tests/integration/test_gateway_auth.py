@@ -1,0 +1,84 @@
+"""Every token the gateway must refuse, and the two formats it must accept."""
+
+import time
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy import select, update
+
+from shared.db.models import User
+from shared.db.session import SessionFactory, unit_of_work
+from tests.support.fixtures import JWT_SECRET
+from tests.support.stack import TokenMaker, bearer
+
+URL = "/api/v1/platforms/"
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+async def user_id(sessions: SessionFactory, name: str) -> int:
+    async with sessions() as session:
+        found = await session.scalar(select(User.id).where(User.username == name))
+    assert found is not None
+    return found
+
+
+async def test_reference_format_token_works(
+    api: httpx.AsyncClient, make_token: TokenMaker, sessions: SessionFactory
+) -> None:
+    await make_token("legacy")
+    uid = await user_id(sessions, "legacy")
+    token = jwt.encode({"identity": {"user_id": uid}, "expires": time.time() + 60}, JWT_SECRET)
+    assert (await api.get(URL, headers=bearer(token))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [
+        ("Bearer", "Not authenticated"),
+        ("Basic dXNlcjpwYXNz", "Not authenticated"),
+        ("Bearer not.a.jwt", "Invalid or expired token."),
+    ],
+)
+async def test_malformed_credentials_are_403(
+    api: httpx.AsyncClient, header: str, detail: str
+) -> None:
+    answer = await api.get(URL, headers={"Authorization": header})
+    assert answer.status_code == 403
+    assert answer.json() == {"detail": detail}
+
+
+async def test_expired_wrong_signature_and_unknown_user_are_403(
+    api: httpx.AsyncClient, make_token: TokenMaker, sessions: SessionFactory
+) -> None:
+    await make_token("carol")
+    uid = await user_id(sessions, "carol")
+    expired = jwt.encode({"sub": str(uid), "exp": int(time.time()) - 1}, JWT_SECRET)
+    forged = jwt.encode({"sub": str(uid), "exp": int(time.time()) + 60}, "f" * 64)
+    ghost = jwt.encode({"sub": "999999", "exp": int(time.time()) + 60}, JWT_SECRET)
+    for token in (expired, forged, ghost):
+        answer = await api.get(URL, headers=bearer(token))
+        assert answer.status_code == 403
+        assert answer.json() == {"detail": "Invalid or expired token."}
+
+
+async def test_bumping_the_token_version_revokes_earlier_tokens(
+    api: httpx.AsyncClient, make_token: TokenMaker, sessions: SessionFactory
+) -> None:
+    token = await make_token("dave")
+    uid = await user_id(sessions, "dave")
+    legacy = jwt.encode({"identity": {"user_id": uid}, "expires": time.time() + 60}, JWT_SECRET)
+    async with unit_of_work(sessions) as session:
+        await session.execute(update(User).where(User.id == uid).values(token_version=2))
+    for revoked in (token, legacy):
+        answer = await api.get(URL, headers=bearer(revoked))
+        assert answer.status_code == 403
+        assert "revoked" in answer.json()["detail"]
+    assert (await api.get(URL, headers=bearer(await make_token("dave")))).status_code == 200
+
+
+async def test_healthz_reports_each_server(api: httpx.AsyncClient) -> None:
+    answer = await api.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "postgresql": "ok", "rabbitmq": "ok", "redis": "ok"}

@@ -1,0 +1,115 @@
+"""Fixtures: per-run database, RabbitMQ prefix and Redis prefix on the real servers."""
+
+import asyncio
+import secrets
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+
+import aio_pika
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import migrate
+from shared.db.models import Base
+from shared.db.session import SessionFactory, create_engine, create_session_factory
+from tests.support.servers import Servers, provide_servers
+
+JWT_SECRET = secrets.token_hex(32)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    try:
+        yield from provide_servers()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def database_url(servers: Servers, run_id: str) -> Iterator[str]:
+    """A database of this test run, migrated to head, dropped at the end."""
+    url = make_url(servers.database_url).set(
+        drivername="postgresql+asyncpg", database=f"albs_test_{run_id}"
+    )
+    rendered = url.render_as_string(hide_password=False)
+    asyncio.run(migrate.create_database(rendered))
+    migrate.upgrade(rendered)
+    yield rendered
+    asyncio.run(migrate.drop_database(rendered))
+
+
+@pytest.fixture(scope="session")
+def amqp_prefix(servers: Servers, run_id: str) -> Iterator[str]:
+    prefix = f"test-{run_id}"
+    yield prefix
+    asyncio.run(_delete_queues(servers.amqp_url, prefix))
+
+
+async def _delete_queues(amqp_url: str, prefix: str) -> None:
+    """Best effort: remove this run's queues and exchanges (needs rabbitmqctl on this host)."""
+    if shutil.which("rabbitmqctl") is None:
+        return
+    listed = {
+        kind: subprocess.run(
+            ["rabbitmqctl", "-q", f"list_{kind}", "name"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        for kind in ("queues", "exchanges")
+    }
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in listed["queues"]:
+            if name.startswith(prefix):
+                await channel.queue_delete(name)
+        for name in listed["exchanges"]:
+            if name.startswith(prefix):
+                await channel.exchange_delete(name)
+
+
+@pytest.fixture(scope="session")
+def service_env(
+    servers: Servers, database_url: str, amqp_prefix: str, run_id: str
+) -> dict[str, str]:
+    """The ALBS_* settings every service of this test run gets."""
+    return {
+        "ALBS_DATABASE_URL": database_url,
+        "ALBS_AMQP_URL": servers.amqp_url,
+        "ALBS_AMQP_PREFIX": amqp_prefix,
+        "ALBS_REDIS_URL": servers.redis_url,
+        "ALBS_REDIS_PREFIX": f"test-{run_id}",
+        "ALBS_MQTT_QUEUE_HOST": servers.mqtt_host,
+        "ALBS_MQTT_QUEUE_PORT": str(servers.mqtt_port),
+        "ALBS_JWT_SECRET": JWT_SECRET,
+        "ALBS_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+async def clean_db(engine: AsyncEngine) -> None:
+    """Empty every table before the test, so tests never see each other's rows."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

@@ -1,0 +1,76 @@
+"""Run the services as real processes, the way an operator does."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_text: str
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.command,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready_text in self.log():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not become ready; its log:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, as an orchestrator sends it; returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise RuntimeError(f"{self.name} ignored SIGTERM for {timeout} s") from None
+
+
+def service(name: str, script: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    ready = {"albs-gateway": "gateway ready", "albs-gitea-bridge": "gitea-bridge ready"}
+    return ServiceProcess(
+        name=name,
+        command=[str(BIN / script)],
+        env=env,
+        log_path=log_dir / f"{name}.log",
+        ready_text=ready.get(script, f"{script.removeprefix('albs-')} ready"),
+    )
