@@ -13,6 +13,7 @@ class Actor(WireModel):
     """Who asked, as the gateway learned it from the verified token."""
 
     user_id: int
+    name: str
     is_admin: bool = False
     kind: str = "user"
     node_id: str | None = None

@@ -38,20 +38,10 @@ async def current_actor(
     if (claims.token_version or 1) != user.token_version:
         raise forbidden("This token has been revoked; log in again.")
     node_id = request.headers.get("x-node-id")
-    return Actor(user_id=user.id, is_admin=user.is_admin, kind=user.kind, node_id=node_id)
+    return Actor(
+        user_id=user.id, name=user.username, is_admin=user.is_admin, kind=user.kind, node_id=node_id
+    )
 
 
 async def _user(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
-
-
-CurrentActor = Annotated[Actor, Depends(current_actor)]
-
-
-async def admin_actor(actor: CurrentActor) -> Actor:
-    if not actor.is_admin:
-        raise forbidden("This action needs an administrator.")
-    return actor
-
-
-AdminActor = Annotated[Actor, Depends(admin_actor)]

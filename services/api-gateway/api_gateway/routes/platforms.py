@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api_gateway.auth import AdminActor, CurrentActor
 from api_gateway.deps import RpcDep, SessionDep
+from api_gateway.policy import Admin, People
 from shared.contracts.platforms import (
     CREATE_PLATFORM,
     MODIFY_PLATFORM,
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1/platforms", tags=["platforms"])
 
 @router.get("/", response_model=list[PlatformSummary])
 async def list_platforms(
-    _: CurrentActor,
+    _: People,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -32,7 +32,7 @@ async def list_platforms(
 
 
 @router.get("/{platform_id}/", response_model=PlatformDetail)
-async def get_platform(platform_id: int, _: CurrentActor, session: SessionDep) -> PlatformDetail:
+async def get_platform(platform_id: int, _: People, session: SessionDep) -> PlatformDetail:
     platform = await queries.get_platform(session, platform_id)
     if platform is None:
         raise HTTPException(404, f"Platform with id={platform_id} is not found")
@@ -41,13 +41,13 @@ async def get_platform(platform_id: int, _: CurrentActor, session: SessionDep) -
 
 @router.post("/", response_model=PlatformSummary)
 async def create_platform(
-    body: PlatformCreate, actor: AdminActor, rpc: RpcDep
+    body: PlatformCreate, actor: Admin, rpc: RpcDep
 ) -> PlatformSummary | None:
     return await rpc.call(CREATE_PLATFORM, CreatePlatform(actor=actor, platform=body))
 
 
 @router.put("/", response_model=PlatformSummary)
 async def modify_platform(
-    body: PlatformModify, actor: AdminActor, rpc: RpcDep
+    body: PlatformModify, actor: Admin, rpc: RpcDep
 ) -> PlatformSummary | None:
     return await rpc.call(MODIFY_PLATFORM, ModifyPlatform(actor=actor, platform=body))

@@ -1,0 +1,57 @@
+"""Who may call what. Every route names exactly one of these rules as a dependency.
+
+- People: a person's token (any user, admin or not).
+- Admin: a person with administrator rights.
+- BuildNode: a build node's token, or an administrator (to debug a node by hand).
+- AltsService: the test system's service token (name "alts"), or an administrator.
+"""
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException
+
+from api_gateway.auth import current_actor
+from shared.contracts.messages import Actor
+from shared.db.models import UserKind
+
+ALTS_SERVICE_NAME = "alts"
+
+Rule = Callable[..., Coroutine[Any, Any, Actor]]
+
+
+def _denied(detail: str) -> HTTPException:
+    return HTTPException(status_code=403, detail=detail)
+
+
+async def people(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    if actor.kind != UserKind.USER:
+        raise _denied(f"A {actor.kind} token cannot call this endpoint; it is for people.")
+    return actor
+
+
+async def admin(actor: Annotated[Actor, Depends(people)]) -> Actor:
+    if not actor.is_admin:
+        raise _denied("This action needs an administrator.")
+    return actor
+
+
+async def build_node(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    if actor.kind == UserKind.NODE or (actor.kind == UserKind.USER and actor.is_admin):
+        return actor
+    raise _denied("Only build nodes may call the build node endpoints.")
+
+
+async def alts_service(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    is_alts = actor.kind == UserKind.SERVICE and actor.name == ALTS_SERVICE_NAME
+    if is_alts or (actor.kind == UserKind.USER and actor.is_admin):
+        return actor
+    raise _denied("Only the test system may post test results.")
+
+
+RULES: tuple[Rule, ...] = (people, admin, build_node, alts_service)
+
+People = Annotated[Actor, Depends(people)]
+Admin = Annotated[Actor, Depends(admin)]
+BuildNode = Annotated[Actor, Depends(build_node)]
+AltsService = Annotated[Actor, Depends(alts_service)]
