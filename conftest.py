@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.fixtures", "tests.support.stack"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.stack", "tests.support.events"]

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from shared.contracts.base import WireModel
+from shared.contracts.messages import Actor, Event, RpcSpec
 from shared.contracts.users import UserOut
 
 
@@ -65,6 +66,7 @@ class BuildTaskOut(WireModel):
     platform: BuildPlatformOut
     ref: BuildRefOut
     artifacts: list[BuildArtifactOut]
+    error: str | None = None
 
 
 class BuildOut(WireModel):
@@ -82,3 +84,69 @@ class BuildsPage(WireModel):
     builds: list[BuildOut]
     total_builds: int
     current_page: int
+
+
+class CreateBuild(WireModel):
+    actor: Actor
+    build: BuildCreate
+
+
+class BuildCommand(WireModel):
+    """A command about one existing build (restart its failed tasks, delete it)."""
+
+    actor: Actor
+    build_id: int
+
+
+CREATE_BUILD = RpcSpec("build.create", CreateBuild, BuildOut)
+RESTART_FAILED: RpcSpec[BuildCommand, WireModel] = RpcSpec(
+    "build.restart_failed", BuildCommand, None
+)
+DELETE_BUILD: RpcSpec[BuildCommand, WireModel] = RpcSpec("build.delete", BuildCommand, None)
+
+
+class PlannedPlatform(WireModel):
+    platform_id: int
+    name: str
+    arch_list: list[str]
+
+
+class PlannedTask(WireModel):
+    task_id: int
+    platform: str
+    arch: str
+
+
+class BuildCreated(Event):
+    """A build was planned; its Pulp repositories are to be created."""
+
+    routing_key = "build.created"
+    build_id: int
+    platforms: list[PlannedPlatform]
+    tasks: list[PlannedTask]
+
+
+class BuildReposReady(Event):
+    routing_key = "build.repos_ready"
+    build_id: int
+
+
+class BuildReposFailed(Event):
+    routing_key = "build.repos_failed"
+    build_id: int
+    reason: str
+
+
+class BuildCompleted(Event):
+    routing_key = "build.completed"
+    build_id: int
+    status: BuildStatus
+    tasks_by_status: dict[str, int]
+
+
+class BuildDeleted(Event):
+    """A build and its rows are gone; these Pulp repositories are to be removed."""
+
+    routing_key = "build.deleted"
+    build_id: int
+    repository_hrefs: list[str]

@@ -32,12 +32,14 @@ async def current_actor(
     except InvalidToken as exc:
         raise forbidden(str(exc)) from None
     user = await _user(session, claims.user_id)
-    if user is None:
+    # A token names the kind of account it was issued to; a mismatch is a forged or stale token.
+    if user is None or (claims.kind is not None and claims.kind != user.kind):
         raise forbidden("Invalid or expired token.")
     # Reference-format tokens carry no version: they stop working once a user's tokens are revoked.
     if (claims.token_version or 1) != user.token_version:
         raise forbidden("This token has been revoked; log in again.")
-    node_id = request.headers.get("x-node-id")
+    # A node's identity: the header when it sends one, else its own node token's name.
+    node_id = request.headers.get("x-node-id") or (user.username if user.kind == "node" else None)
     return Actor(
         user_id=user.id, name=user.username, is_admin=user.is_admin, kind=user.kind, node_id=node_id
     )

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api_gateway.errors import install_error_handlers
-from api_gateway.routes import health, platforms
+from api_gateway.routes import build_node, builds, health, platforms
 from api_gateway.rpc_client import RpcClient
 from api_gateway.settings import GatewaySettings
 from shared.contracts.topology import Topology
@@ -46,6 +46,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(platforms.router)
+    app.include_router(builds.router)
+    app.include_router(build_node.router)
     return app
 
 

@@ -1,4 +1,4 @@
-"""A concurrent RPC client on aio-pika.
+"""A concurrent RPC client (and event publisher) on aio-pika.
 
 FastStream's `broker.request()` holds one lock per process for each round trip, so
 every RPC of a gateway would wait for the one before it. Here one consumer on
@@ -12,11 +12,16 @@ import uuid
 from typing import Any, TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
 from pydantic import BaseModel, ValidationError
 
-from shared.contracts.messages import RpcReply, RpcSpec
+from shared.contracts.messages import Event, RpcReply, RpcSpec
 from shared.contracts.topology import Topology
 from shared.errors import Unavailable, error_for_status
 
@@ -34,6 +39,7 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[RpcReply]] = {}
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._events: AbstractExchange | None = None
 
     @property
     def connected(self) -> bool:
@@ -47,6 +53,10 @@ class RpcClient:
         )
         queue = await self._channel.get_queue(REPLY_QUEUE, ensure=False)
         await queue.consume(self._on_reply, no_ack=True)
+        events = self._topology.events
+        self._events = await self._channel.declare_exchange(
+            events.name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
 
     async def stop(self) -> None:
         for future in self._pending.values():
@@ -77,6 +87,25 @@ class RpcClient:
             )
         assert spec.result is not None
         return [spec.result.model_validate(item) for item in reply.result or []]
+
+    async def publish_event(self, event: Event) -> None:
+        """Publish persistently and return once RabbitMQ confirmed it reached a queue."""
+        if self._events is None:
+            raise Unavailable("The gateway is not connected to RabbitMQ.")
+        message = aio_pika.Message(
+            body=event.model_dump_json().encode(),
+            content_type="application/json",
+            message_id=str(uuid.uuid4()),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            await self._events.publish(message, routing_key=event.routing_key, mandatory=True)
+        except (DeliveryError, PublishError) as exc:
+            raise Unavailable(
+                f"No service takes {event.routing_key} events (is it running?)."
+            ) from exc
+        except (AMQPError, ConnectionError) as exc:
+            raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
         if self._channel is None:

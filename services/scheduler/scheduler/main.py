@@ -4,7 +4,11 @@ import asyncio
 
 from faststream import FastStream
 
+from scheduler.handlers.build_node import build_node_handlers
+from scheduler.handlers.builds import build_handlers
+from scheduler.handlers.lifecycle import lifecycle_handlers
 from scheduler.handlers.platforms import platform_handlers
+from scheduler.reaper import Reaper
 from scheduler.settings import SchedulerSettings
 from shared.logs import setup_logging
 from shared.messaging.runtime import build_app, create_runtime
@@ -13,8 +17,17 @@ from shared.settings import load_settings
 
 def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     settings = settings or load_settings(SchedulerSettings)
-    runtime = create_runtime("scheduler", settings)
-    routers = [platform_handlers(runtime.topology, runtime.sessions)]
+    runtime = create_runtime("scheduler", settings, pool_size=settings.db_pool_size)
+    topology, sessions = runtime.topology, runtime.sessions
+    reaper = Reaper(sessions, settings.reaper_interval_seconds)
+    runtime.on_start.append(reaper.start)
+    runtime.on_stop.append(reaper.stop)
+    routers = [
+        platform_handlers(topology, sessions),
+        build_handlers(topology, sessions),
+        build_node_handlers(topology, sessions, settings),
+        lifecycle_handlers(topology, sessions),
+    ]
     return build_app(runtime, routers)
 
 

@@ -128,12 +128,22 @@ class BuildTask(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when the artifacts service has filed this attempt's artifacts into Pulp.
     artifacts_stored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why the task failed when the node's report does not say it (e.g. artifacts not stored).
+    error: Mapped[str | None] = mapped_column(Text)
 
     build: Mapped[Build] = relationship(back_populates="tasks", lazy="raise")
     platform: Mapped[Platform] = relationship(lazy="raise")
     ref: Mapped[BuildTaskRef] = relationship(lazy="raise")
     artifacts: Mapped[list["BuildArtifact"]] = relationship(
         order_by="BuildArtifact.id", lazy="raise", passive_deletes=True
+    )
+    # The tasks this one still waits for; a row disappears when the awaited task is released.
+    dependencies: Mapped[list["BuildTask"]] = relationship(
+        secondary=build_task_dependency,
+        primaryjoin=lambda: BuildTask.id == build_task_dependency.c.task_id,
+        secondaryjoin=lambda: BuildTask.id == build_task_dependency.c.depends_on_id,
+        lazy="raise",
+        passive_deletes=True,
     )
 
 

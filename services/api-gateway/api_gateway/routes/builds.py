@@ -1,0 +1,57 @@
+"""/api/v1/builds: reads from PostgreSQL, commands to the scheduler."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from api_gateway.deps import RpcDep, SessionDep
+from api_gateway.policy import People
+from shared.contracts.builds import (
+    CREATE_BUILD,
+    DELETE_BUILD,
+    RESTART_FAILED,
+    BuildCommand,
+    BuildCreate,
+    BuildOut,
+    BuildsPage,
+    CreateBuild,
+)
+from shared.db.queries import builds as queries
+
+router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
+
+PAGE_SIZE = 10  # the frontend computes its page count with 10
+
+
+@router.post("/", response_model=BuildOut)
+async def create_build(body: BuildCreate, actor: People, rpc: RpcDep) -> BuildOut | None:
+    return await rpc.call(CREATE_BUILD, CreateBuild(actor=actor, build=body))
+
+
+@router.get("/", response_model=BuildsPage)
+async def list_builds(
+    _: People,
+    session: SessionDep,
+    page_number: Annotated[int, Query(alias="pageNumber", ge=1, description="1-based")],
+    page_size: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
+) -> BuildsPage:
+    return await queries.list_builds(session, page=page_number, page_size=page_size)
+
+
+@router.get("/{build_id}/", response_model=BuildOut)
+async def get_build(build_id: int, _: People, session: SessionDep) -> BuildOut:
+    build = await queries.get_build(session, build_id)
+    if build is None:
+        raise HTTPException(404, f"Build with build_id={build_id} is not found")
+    return build
+
+
+@router.patch("/{build_id}/restart-failed", response_model=None)
+async def restart_failed(build_id: int, actor: People, rpc: RpcDep) -> None:
+    await rpc.call(RESTART_FAILED, BuildCommand(actor=actor, build_id=build_id))
+
+
+@router.delete("/{build_id}/remove", status_code=204, response_class=Response)
+async def remove_build(build_id: int, actor: People, rpc: RpcDep) -> Response:
+    await rpc.call(DELETE_BUILD, BuildCommand(actor=actor, build_id=build_id))
+    return Response(status_code=204)

@@ -1,0 +1,52 @@
+"""Build node traffic: get_task and build_done (RPC), pings (events from the gateway)."""
+
+from faststream.rabbit import RabbitRouter
+
+from scheduler import assignment, leases, results
+from scheduler.settings import SchedulerSettings
+from shared.contracts.build_node import (
+    BUILD_DONE,
+    GET_TASK,
+    GetTask,
+    NodePinged,
+    ReportBuildDone,
+)
+from shared.contracts.messages import RpcReply
+from shared.contracts.topology import Topology
+from shared.db.session import SessionFactory, in_transaction
+from shared.messaging.rpc_server import reply
+
+CONSUMER = "scheduler"
+
+
+def build_node_handlers(
+    topology: Topology, sessions: SessionFactory, settings: SchedulerSettings
+) -> RabbitRouter:
+    router = RabbitRouter()
+
+    @router.subscriber(topology.rpc_queue(GET_TASK))
+    async def on_get_task(command: GetTask) -> RpcReply:
+        claim = assignment.Claim(
+            arches=command.supported_arches,
+            node_id=command.actor.node_id,
+            lease_seconds=settings.lease_seconds,
+        )
+        return await reply(in_transaction(sessions, assignment.assign_next_task, claim))
+
+    @router.subscriber(topology.rpc_queue(BUILD_DONE))
+    async def on_build_done(command: ReportBuildDone) -> RpcReply:
+        return await reply(
+            in_transaction(sessions, results.record_build_done, command.actor, command.report)
+        )
+
+    @router.subscriber(topology.event_queue(CONSUMER, NodePinged), topology.events)
+    async def on_node_pinged(event: NodePinged) -> None:
+        await in_transaction(
+            sessions,
+            leases.extend_leases,
+            event.active_tasks,
+            event.node_id,
+            settings.lease_seconds,
+        )
+
+    return router

@@ -1,0 +1,56 @@
+"""Leases on started tasks: pings extend them, the reaper takes back the ones that ran out."""
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.build_node import BuildTaskRequeued
+from shared.messaging.outbox import add_event
+
+# A node that names itself may only extend its own tasks; albs-node sends no identity.
+EXTEND_LEASES = text(
+    """
+    UPDATE build_tasks
+    SET ts = now(), lease_expires_at = now() + make_interval(secs => :lease_seconds)
+    WHERE id = ANY(:task_ids)
+      AND status = 1
+      AND (CAST(:node_id AS text) IS NULL OR node_id IS NULL OR node_id = :node_id)
+    """
+)
+
+# Safe in every replica at once: a row another replica already requeued no longer matches.
+REQUEUE_EXPIRED = text(
+    """
+    UPDATE build_tasks AS t
+    SET status = 0, lease_expires_at = NULL, ts = NULL, node_id = NULL
+    FROM (
+        SELECT id, node_id FROM build_tasks
+        WHERE status = 1 AND lease_expires_at < now()
+        ORDER BY lease_expires_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    ) AS expired
+    WHERE t.id = expired.id
+    RETURNING t.id, t.build_id, t.attempt, expired.node_id
+    """
+)
+
+
+async def extend_leases(
+    session: AsyncSession, task_ids: list[int], node_id: str | None, lease_seconds: int
+) -> None:
+    if task_ids:
+        await session.execute(
+            EXTEND_LEASES,
+            {"task_ids": task_ids, "node_id": node_id, "lease_seconds": lease_seconds},
+        )
+
+
+async def requeue_expired(session: AsyncSession, batch: int = 500) -> int:
+    """Return tasks whose lease ran out to the queue; the next claim counts a new attempt."""
+    rows = (await session.execute(REQUEUE_EXPIRED, {"batch": batch})).all()
+    for task_id, build_id, attempt, node_id in rows:
+        await add_event(
+            session,
+            BuildTaskRequeued(task_id=task_id, build_id=build_id, attempt=attempt, node_id=node_id),
+        )
+    return len(rows)
