@@ -1,11 +1,16 @@
 """Consumer-side dedupe: an event's effects and its inbox row commit together."""
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import InboxMessage
+from shared.db.session import SessionFactory, unit_of_work
+
+P = ParamSpec("P")
 
 
 async def first_delivery(session: AsyncSession, consumer: str, message_id: str | None) -> bool:
@@ -19,3 +24,17 @@ async def first_delivery(session: AsyncSession, consumer: str, message_id: str |
         .returning(InboxMessage.message_id)
     )
     return inserted.first() is not None
+
+
+async def handle_once(
+    sessions: SessionFactory,
+    consumer: str,
+    message_id: str | None,
+    operation: Callable[Concatenate[AsyncSession, P], Awaitable[None]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> None:
+    """Run an event's effects once per message id, in one transaction with the inbox row."""
+    async with unit_of_work(sessions) as session:
+        if await first_delivery(session, consumer, message_id):
+            await operation(session, *args, **kwargs)

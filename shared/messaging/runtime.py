@@ -30,7 +30,10 @@ class ServiceRuntime:
 
 
 def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) -> ServiceRuntime:
-    broker = RabbitBroker(settings.amqp_url, logger=logging.getLogger(f"{name}.broker"))
+    # Each message handled would be two INFO lines; at node polling rates that is noise.
+    broker = RabbitBroker(
+        settings.amqp_url, logger=logging.getLogger(f"{name}.broker"), log_level=logging.DEBUG
+    )
     topology = Topology(settings.amqp_prefix)
     engine = create_engine(settings.database_url, pool_size=pool_size)
     sessions = create_session_factory(engine)

@@ -25,7 +25,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=20)
+        engine = create_engine(settings.database_url, pool_size=10)
         app.state.settings = settings
         app.state.sessions = create_session_factory(engine)
         app.state.redis = Redis.from_url(settings.redis_url)

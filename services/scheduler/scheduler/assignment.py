@@ -18,8 +18,8 @@ from shared.contracts.build_node import (
 from shared.db.models import Build, BuildTask, Platform, Repository
 from shared.messaging.outbox import add_event
 
-# Eligible: idle, its build's repositories exist, nothing left to wait for, an arch the
-# node builds. SKIP LOCKED lets concurrent claims (any number of replicas) pass each other.
+# Runnable idle tasks only (build ready, nothing left to wait for), oldest first, an arch
+# the node builds. SKIP LOCKED lets concurrent claims (any number of replicas) pass each other.
 CLAIM_NEXT_TASK = text(
     """
     UPDATE build_tasks AS t
@@ -29,16 +29,12 @@ CLAIM_NEXT_TASK = text(
         lease_expires_at = now() + make_interval(secs => :lease_seconds),
         node_id = :node_id
     WHERE t.id = (
-        SELECT bt.id
-        FROM build_tasks AS bt
-        JOIN builds AS b ON b.id = bt.build_id
-        WHERE bt.status = 0
-          AND b.ready
-          AND bt.arch = ANY(:arches)
-          AND NOT EXISTS (SELECT 1 FROM build_task_dependency AS d WHERE d.task_id = bt.id)
-        ORDER BY bt.id
+        SELECT id
+        FROM build_tasks
+        WHERE status = 0 AND runnable AND arch = ANY(:arches)
+        ORDER BY id
         LIMIT 1
-        FOR UPDATE OF bt SKIP LOCKED
+        FOR UPDATE SKIP LOCKED
     )
     RETURNING t.id
     """

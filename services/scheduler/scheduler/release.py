@@ -1,6 +1,6 @@
 """After the artifacts service filed a task's artifacts: release its dependents, finish builds."""
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Exists, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -15,6 +15,12 @@ from shared.messaging.outbox import add_event
 
 async def mark_repos_ready(session: AsyncSession, event: BuildReposReady) -> None:
     await session.execute(update(Build).where(Build.id == event.build_id).values(ready=True))
+    await session.execute(
+        update(BuildTask)
+        .where(BuildTask.build_id == event.build_id, BuildTask.status == BuildTaskStatus.IDLE)
+        .where(~_still_waiting())
+        .values(runnable=True)
+    )
 
 
 async def fail_build(session: AsyncSession, event: BuildReposFailed) -> None:
@@ -44,10 +50,26 @@ async def release_task(session: AsyncSession, event: BuildTaskArtifactsStored) -
         task.error = f"artifacts could not be stored: {event.error}"
     task.artifacts_stored_at = utcnow()
     # Failed and excluded tasks release their dependents too (docs/decisions/0002-leases.md).
-    await session.execute(
-        delete(build_task_dependency).where(build_task_dependency.c.depends_on_id == task.id)
-    )
+    dependents = (
+        await session.scalars(
+            delete(build_task_dependency)
+            .where(build_task_dependency.c.depends_on_id == task.id)
+            .returning(build_task_dependency.c.task_id)
+        )
+    ).all()
+    if dependents and build.ready:
+        await session.execute(
+            update(BuildTask)
+            .where(BuildTask.id.in_(dependents), BuildTask.status == BuildTaskStatus.IDLE)
+            .where(~_still_waiting())
+            .values(runnable=True)
+        )
     await _complete_if_settled(session, build)
+
+
+def _still_waiting() -> Exists:
+    """The task of the enclosing statement still waits for another one."""
+    return exists().where(build_task_dependency.c.task_id == BuildTask.id)
 
 
 async def _locked_build(session: AsyncSession, build_id: int) -> Build | None:

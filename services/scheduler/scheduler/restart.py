@@ -45,6 +45,7 @@ async def restart_failed(session: AsyncSession, actor: Actor, build_id: int) -> 
         task.ts = task.lease_expires_at = task.node_id = None
         task.finished_at = task.artifacts_stored_at = None
         task.error = None
+        task.runnable = previous is None
         if previous is not None:
             await session.execute(
                 build_task_dependency.insert().values(task_id=task.id, depends_on_id=previous.id)

@@ -107,8 +107,8 @@ class BuildTaskRef(Base):
 class BuildTask(Base):
     __tablename__ = "build_tasks"
     __table_args__ = (
-        # Assignment scans idle tasks oldest first; started tasks are scanned by lease.
-        Index("ix_build_tasks_idle", "id", postgresql_where=text("status = 0")),
+        # A claim reads only runnable idle tasks, oldest first; the reaper reads leases.
+        Index("ix_build_tasks_runnable", "id", postgresql_where=text("status = 0 AND runnable")),
         Index("ix_build_tasks_lease", "lease_expires_at", postgresql_where=text("status = 1")),
     )
 
@@ -117,6 +117,9 @@ class BuildTask(Base):
     platform_id: Mapped[int] = mapped_column(ForeignKey("platforms.id", ondelete="RESTRICT"))
     ref_id: Mapped[int] = mapped_column(ForeignKey("build_task_refs.id", ondelete="CASCADE"))
     status: Mapped[int] = mapped_column(SmallInteger, default=BuildTaskStatus.IDLE)
+    # True once the build's repositories exist and every awaited task was released. Kept by
+    # the scheduler so that a claim never has to walk past blocked tasks (docs/decisions/0002).
+    runnable: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     index: Mapped[int] = mapped_column(Integer)
     arch: Mapped[str] = mapped_column(Text)
     # Last assignment or heartbeat, as the reference's `ts`.

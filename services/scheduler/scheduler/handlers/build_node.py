@@ -15,6 +15,7 @@ from shared.contracts.messages import RpcReply
 from shared.contracts.topology import Topology
 from shared.db.session import SessionFactory, in_transaction
 from shared.messaging.rpc_server import reply
+from shared.messaging.subscribers import event_subscriber
 
 CONSUMER = "scheduler"
 
@@ -39,7 +40,7 @@ def build_node_handlers(
             in_transaction(sessions, results.record_build_done, command.actor, command.report)
         )
 
-    @router.subscriber(topology.event_queue(CONSUMER, NodePinged), topology.events)
+    @event_subscriber(router, topology, CONSUMER, NodePinged)
     async def on_node_pinged(event: NodePinged) -> None:
         await in_transaction(
             sessions,

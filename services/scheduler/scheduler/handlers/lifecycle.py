@@ -6,8 +6,9 @@ from scheduler import release
 from shared.contracts.build_node import BuildTaskArtifactsStored
 from shared.contracts.builds import BuildReposFailed, BuildReposReady
 from shared.contracts.topology import Topology
-from shared.db.session import SessionFactory, unit_of_work
-from shared.messaging.inbox import first_delivery
+from shared.db.session import SessionFactory
+from shared.messaging.inbox import handle_once
+from shared.messaging.subscribers import event_subscriber
 
 CONSUMER = "scheduler"
 
@@ -15,22 +16,16 @@ CONSUMER = "scheduler"
 def lifecycle_handlers(topology: Topology, sessions: SessionFactory) -> RabbitRouter:
     router = RabbitRouter()
 
-    @router.subscriber(topology.event_queue(CONSUMER, BuildReposReady), topology.events)
+    @event_subscriber(router, topology, CONSUMER, BuildReposReady)
     async def on_build_repos_ready(event: BuildReposReady, message: RabbitMessage) -> None:
-        async with unit_of_work(sessions) as session:
-            if await first_delivery(session, CONSUMER, message.message_id):
-                await release.mark_repos_ready(session, event)
+        await handle_once(sessions, CONSUMER, message.message_id, release.mark_repos_ready, event)
 
-    @router.subscriber(topology.event_queue(CONSUMER, BuildReposFailed), topology.events)
+    @event_subscriber(router, topology, CONSUMER, BuildReposFailed)
     async def on_build_repos_failed(event: BuildReposFailed, message: RabbitMessage) -> None:
-        async with unit_of_work(sessions) as session:
-            if await first_delivery(session, CONSUMER, message.message_id):
-                await release.fail_build(session, event)
+        await handle_once(sessions, CONSUMER, message.message_id, release.fail_build, event)
 
-    @router.subscriber(topology.event_queue(CONSUMER, BuildTaskArtifactsStored), topology.events)
+    @event_subscriber(router, topology, CONSUMER, BuildTaskArtifactsStored)
     async def on_artifacts_stored(event: BuildTaskArtifactsStored, message: RabbitMessage) -> None:
-        async with unit_of_work(sessions) as session:
-            if await first_delivery(session, CONSUMER, message.message_id):
-                await release.release_task(session, event)
+        await handle_once(sessions, CONSUMER, message.message_id, release.release_task, event)
 
     return router
