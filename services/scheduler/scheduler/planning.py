@@ -8,13 +8,23 @@ from shared.contracts.builds import (
     BuildCreate,
     BuildCreated,
     BuildCreatePlatform,
+    BuildOut,
     PlannedPlatform,
     PlannedTask,
 )
 from shared.contracts.messages import Actor
 from shared.db.models import Build, BuildTask, BuildTaskRef, BuildTaskStatus, Platform
+from shared.db.queries.builds import get_build
 from shared.errors import Invalid, NotFound
 from shared.messaging.outbox import add_event
+
+
+async def create_build(session: AsyncSession, actor: Actor, request: BuildCreate) -> BuildOut:
+    """Plan the build and answer it as the API shows it."""
+    build = await plan_build(session, actor, request)
+    created = await get_build(session, build.id)
+    assert created is not None
+    return created
 
 
 async def plan_build(session: AsyncSession, actor: Actor, request: BuildCreate) -> Build:
@@ -87,15 +97,13 @@ async def _plan_tasks(
     previous_ref: dict[tuple[int, str], BuildTask] = {}
     for index, wanted_ref in enumerate(request.tasks):
         ref = BuildTaskRef(build_id=build.id, url=wanted_ref.url, git_ref=wanted_ref.git_ref)
-        session.add(ref)
-        await session.flush()
         for wanted, platform in zip(request.platforms, platforms, strict=True):
             earlier_arches: list[BuildTask] = []
             for arch in wanted.arch_list:
                 task = BuildTask(
                     build_id=build.id,
                     platform_id=platform.id,
-                    ref_id=ref.id,
+                    ref=ref,
                     status=BuildTaskStatus.IDLE,
                     index=index,
                     arch=arch,

@@ -1,30 +1,19 @@
 """RPC subscribers for build commands."""
 
 from faststream.rabbit import RabbitRouter
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler import planning, restart
+from scheduler import planning, removal, restart
 from shared.contracts.builds import (
     CREATE_BUILD,
     DELETE_BUILD,
     RESTART_FAILED,
     BuildCommand,
-    BuildCreate,
-    BuildOut,
     CreateBuild,
 )
-from shared.contracts.messages import Actor, RpcReply
+from shared.contracts.messages import RpcReply
 from shared.contracts.topology import Topology
-from shared.db.queries.builds import get_build
 from shared.db.session import SessionFactory, in_transaction
 from shared.messaging.rpc_server import reply
-
-
-async def create_build(session: AsyncSession, actor: Actor, request: BuildCreate) -> BuildOut:
-    build = await planning.plan_build(session, actor, request)
-    out = await get_build(session, build.id)
-    assert out is not None
-    return out
 
 
 def build_handlers(topology: Topology, sessions: SessionFactory) -> RabbitRouter:
@@ -32,7 +21,9 @@ def build_handlers(topology: Topology, sessions: SessionFactory) -> RabbitRouter
 
     @router.subscriber(topology.rpc_queue(CREATE_BUILD))
     async def on_create_build(command: CreateBuild) -> RpcReply:
-        return await reply(in_transaction(sessions, create_build, command.actor, command.build))
+        return await reply(
+            in_transaction(sessions, planning.create_build, command.actor, command.build)
+        )
 
     @router.subscriber(topology.rpc_queue(RESTART_FAILED))
     async def on_restart_failed(command: BuildCommand) -> RpcReply:
@@ -43,7 +34,7 @@ def build_handlers(topology: Topology, sessions: SessionFactory) -> RabbitRouter
     @router.subscriber(topology.rpc_queue(DELETE_BUILD))
     async def on_delete_build(command: BuildCommand) -> RpcReply:
         return await reply(
-            in_transaction(sessions, restart.delete_build, command.actor, command.build_id)
+            in_transaction(sessions, removal.delete_build, command.actor, command.build_id)
         )
 
     return router
