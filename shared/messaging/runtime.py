@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from faststream import FastStream
-from faststream.rabbit import RabbitBroker, RabbitRouter
+from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.contracts.topology import Topology
@@ -14,6 +14,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.settings import CommonSettings
 
 Hook = Callable[[], Awaitable[None]]
+PREFETCH = 10
 
 
 @dataclass
@@ -31,8 +32,13 @@ class ServiceRuntime:
 
 def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) -> ServiceRuntime:
     # Each message handled would be two INFO lines; at node polling rates that is noise.
+    # Prefetch bounds how many messages of one queue a replica works on at once, so work
+    # spreads over replicas and never waits long for a database connection.
     broker = RabbitBroker(
-        settings.amqp_url, logger=logging.getLogger(f"{name}.broker"), log_level=logging.DEBUG
+        settings.amqp_url,
+        logger=logging.getLogger(f"{name}.broker"),
+        log_level=logging.DEBUG,
+        default_channel=Channel(prefetch_count=PREFETCH),
     )
     topology = Topology(settings.amqp_prefix)
     engine = create_engine(settings.database_url, pool_size=pool_size)
