@@ -3,10 +3,13 @@
 from pydantic import Field
 
 from shared.contracts.base import WireModel
+from shared.contracts.messages import Actor, RpcSpec
 
 
 class GithubLogin(WireModel):
-    code: str = Field(min_length=1)
+    """The OAuth code GitHub gave the frontend; it is good for one exchange."""
+
+    code: str = Field(min_length=1, max_length=512)
 
 
 class LoginReply(WireModel):
@@ -20,3 +23,30 @@ class UserOut(WireModel):
     id: int
     username: str
     email: str
+
+
+class UserAccount(UserOut):
+    """A user with what the policy looks at (additive to the reference's `{id, username, email}`)."""
+
+    kind: str
+    is_admin: bool
+
+
+class AdminFlag(WireModel):
+    is_admin: bool
+
+
+class SetAdmin(WireModel):
+    actor: Actor
+    user_id: int
+    is_admin: bool
+
+
+class RevokeTokens(WireModel):
+    actor: Actor
+    user_id: int
+
+
+LOGIN_GITHUB = RpcSpec("auth.login_github", GithubLogin, LoginReply)
+SET_ADMIN = RpcSpec("auth.set_admin", SetAdmin, UserAccount)
+REVOKE_TOKENS = RpcSpec("auth.revoke_tokens", RevokeTokens, UserAccount)

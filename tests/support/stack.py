@@ -1,6 +1,6 @@
 """The services in-process, on the real servers: fast integration tests of whole flows."""
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -11,12 +11,14 @@ from pydantic_settings import BaseSettings
 
 from api_gateway.main import create_app as create_gateway
 from api_gateway.settings import GatewaySettings
+from auth.main import create_app as create_auth
 from auth.settings import AuthSettings
 from auth.users import ensure_user, token_for
 from scheduler.main import create_app as create_scheduler
 from scheduler.settings import SchedulerSettings
 from shared.db.models import UserKind
 from shared.db.session import SessionFactory, in_transaction
+from tests.support.fake_github import FakeGithub
 
 S = TypeVar("S", bound=BaseSettings)
 TokenMaker = Callable[..., Coroutine[Any, Any, str]]
@@ -31,6 +33,37 @@ def settings_for(cls: type[S], env: dict[str, str], **overrides: Any) -> S:
 @pytest.fixture(scope="session")
 async def scheduler(service_env: dict[str, str]) -> AsyncIterator[FastStream]:
     app = create_scheduler(settings_for(SchedulerSettings, service_env))
+    await app.start()
+    yield app
+    await app.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_github() -> Iterator[FakeGithub]:
+    server = FakeGithub()
+    server.start()
+    yield server
+    server.stop()
+
+
+def auth_settings_for(env: dict[str, str], github: FakeGithub, **overrides: Any) -> AuthSettings:
+    """The auth service's settings, logging in through the fake GitHub."""
+    github_settings: dict[str, Any] = {
+        "github_client_id": github.client_id,
+        "github_client_secret": github.client_secret,
+        "github_web_url": github.web_url,
+        "github_api_url": github.api_url,
+        "github_timeout_seconds": 2,
+    }
+    return settings_for(AuthSettings, env, **{**github_settings, **overrides})
+
+
+@pytest.fixture(scope="session")
+async def auth_service(
+    service_env: dict[str, str], fake_github: FakeGithub
+) -> AsyncIterator[FastStream]:
+    """The auth service in-process, answering login, admin and revocation RPCs."""
+    app = create_auth(auth_settings_for(service_env, fake_github))
     await app.start()
     yield app
     await app.stop()

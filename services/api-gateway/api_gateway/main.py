@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api_gateway.errors import install_error_handlers
-from api_gateway.routes import build_node, builds, health, platforms
+from api_gateway.routes import build_node, builds, health, platforms, projects, users
 from api_gateway.rpc_client import RpcClient
 from api_gateway.settings import GatewaySettings
 from shared.contracts.topology import Topology
@@ -48,6 +48,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(platforms.router)
     app.include_router(builds.router)
     app.include_router(build_node.router)
+    app.include_router(users.router)
+    app.include_router(projects.router)
     return app
 
 

@@ -4,6 +4,10 @@
 - Admin: a person with administrator rights.
 - BuildNode: a build node's token, or an administrator (to debug a node by hand).
 - AltsService: the test system's service token (name "alts"), or an administrator.
+- SelfOrAdmin: a person acting on their own account (the `user_id` path parameter),
+  or an administrator.
+- Public: no token at all; only GitHub login. Any Authorization header is ignored
+  (the frontend sends `Bearer null` there).
 """
 
 from collections.abc import Callable, Coroutine
@@ -49,9 +53,21 @@ async def alts_service(actor: Annotated[Actor, Depends(current_actor)]) -> Actor
     raise _denied("Only the test system may post test results.")
 
 
-RULES: tuple[Rule, ...] = (people, admin, build_node, alts_service)
+async def self_or_admin(user_id: int, actor: Annotated[Actor, Depends(people)]) -> Actor:
+    if actor.user_id != user_id and not actor.is_admin:
+        raise _denied("Only the user themself or an administrator may do this.")
+    return actor
+
+
+async def public() -> None:
+    """Declares a route open to everyone; it reads no credentials at all."""
+
+
+RULES: tuple[Rule, ...] = (people, admin, build_node, alts_service, self_or_admin)
 
 People = Annotated[Actor, Depends(people)]
 Admin = Annotated[Actor, Depends(admin)]
 BuildNode = Annotated[Actor, Depends(build_node)]
 AltsService = Annotated[Actor, Depends(alts_service)]
+SelfOrAdmin = Annotated[Actor, Depends(self_or_admin)]
+Public = Annotated[None, Depends(public)]

@@ -1,35 +1,36 @@
-"""`albs`: the command line for operators (tokens, database migrations)."""
+"""`albs`: the command line for operators (tokens, administrators, database migrations)."""
 
 import asyncio
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 
 from auth.settings import AuthSettings
-from auth.users import ensure_user, token_for
+from auth.users import ensure_user, revoke_tokens_by_name, set_admin_by_name, token_for
 from shared.db import migrate
 from shared.db.models import UserKind
-from shared.db.session import create_engine, create_session_factory, in_transaction
+from shared.db.session import SessionFactory, create_engine, create_session_factory, in_transaction
+from shared.errors import AlbsError
 from shared.settings import CommonSettings, load_settings
 
 app = typer.Typer(help="ALBS control plane administration.", no_args_is_help=True)
-token_app = typer.Typer(help="Issue API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="Issue and revoke API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and their rights.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
 
+T = TypeVar("T")
+UsernameOption = Annotated[str | None, typer.Option(help="A person's user name.")]
+NodeOption = Annotated[str | None, typer.Option(help="A build node's name.")]
+ServiceOption = Annotated[str | None, typer.Option(help="A service's name (alts, gitea-bridge).")]
 
-@token_app.command("create")
-def token_create(
-    username: Annotated[str | None, typer.Option(help="A person's user name.")] = None,
-    node: Annotated[str | None, typer.Option(help="A build node's name.")] = None,
-    service: Annotated[
-        str | None, typer.Option(help="A service's name (alts, gitea-bridge).")
-    ] = None,
-    admin: Annotated[bool, typer.Option(help="Grant administrator rights.")] = False,
-    email: Annotated[str | None, typer.Option(help="E-mail of a new user.")] = None,
-) -> None:
-    """Create the user if needed and print a token for it (only the token, on stdout)."""
+
+def _one_account(
+    username: str | None, node: str | None, service: str | None
+) -> tuple[str, UserKind]:
     chosen = [
         (n, k)
         for n, k in ((username, UserKind.USER), (node, UserKind.NODE), (service, UserKind.SERVICE))
@@ -37,30 +38,67 @@ def token_create(
     ]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --username, --node, --service")
-    name, kind = chosen[0]
+    return chosen[0]
+
+
+def _run(operation: Callable[[SessionFactory], Awaitable[T]]) -> T:
+    """Run one database operation with the operator's settings; business errors end the command."""
+    settings = load_settings(AuthSettings)
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            return await operation(create_session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (ValueError, AlbsError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@token_app.command("create")
+def token_create(
+    username: UsernameOption = None,
+    node: NodeOption = None,
+    service: ServiceOption = None,
+    admin: Annotated[bool, typer.Option(help="Grant administrator rights.")] = False,
+    email: Annotated[str | None, typer.Option(help="E-mail of a new user.")] = None,
+) -> None:
+    """Create the user if needed and print a token for it (only the token, on stdout)."""
+    name, kind = _one_account(username, node, service)
     if admin and kind != UserKind.USER:
         raise typer.BadParameter("only people (--username) can be administrators")
-    settings = load_settings(AuthSettings)
-    try:
-        token = asyncio.run(
-            _create_token(settings, name, kind, admin, email or f"{name}@localhost")
+    user = _run(
+        lambda sessions: in_transaction(
+            sessions, ensure_user, name, email=email or f"{name}@localhost", kind=kind, admin=admin
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    typer.echo(token)
+    )
+    typer.echo(token_for(user, load_settings(AuthSettings)))
 
 
-async def _create_token(
-    settings: AuthSettings, name: str, kind: UserKind, admin: bool, email: str
-) -> str:
-    engine = create_engine(settings.database_url, pool_size=1)
-    try:
-        user = await in_transaction(
-            create_session_factory(engine), ensure_user, name, email=email, kind=kind, admin=admin
-        )
-    finally:
-        await engine.dispose()
-    return token_for(user, settings)
+@token_app.command("revoke")
+def token_revoke(
+    username: UsernameOption = None, node: NodeOption = None, service: ServiceOption = None
+) -> None:
+    """Invalidate every token issued so far to this user, node or service."""
+    name, kind = _one_account(username, node, service)
+    _run(lambda sessions: in_transaction(sessions, revoke_tokens_by_name, name, kind))
+    typer.echo(f"revoked every earlier token of {kind} '{name}'", err=True)
+
+
+@user_app.command("admin")
+def user_admin(
+    username: Annotated[str, typer.Argument(help="The person's user name.")],
+    remove: Annotated[
+        bool, typer.Option(help="Remove the rights instead of granting them.")
+    ] = False,
+) -> None:
+    """Grant (or with --remove, take away) administrator rights."""
+    _run(lambda sessions: in_transaction(sessions, set_admin_by_name, username, not remove))
+    verb = "removed from" if remove else "granted to"
+    typer.echo(f"administrator rights {verb} '{username}'", err=True)
 
 
 @db_app.command("upgrade")

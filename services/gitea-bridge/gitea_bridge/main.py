@@ -1,35 +1,112 @@
-"""The gitea bridge: Gitea webhook events from MQTT into the project cache and RabbitMQ."""
+"""The gitea bridge: Gitea webhook events from MQTT into the project cache and RabbitMQ.
+
+It also refreshes the cache from the Gitea API periodically and, when configured, turns new
+tags into builds. Start: RabbitMQ (and the build trigger's subscriber), then MQTT, then the
+refresh. Stop: the refresh, MQTT reading, drain what arrived, disconnect, RabbitMQ.
+"""
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
+import httpx
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
+from redis.asyncio import BlockingConnectionPool, Redis
 
-from gitea_bridge.mqtt import MqttConnection
+from gitea_bridge.builds import BuildTrigger, build_trigger_router
+from gitea_bridge.consumer import Consumer
+from gitea_bridge.gitea_api import GiteaApi, api_client
+from gitea_bridge.mqtt import MqttConnection, MqttDelivery
+from gitea_bridge.pushes import EventPublisher, PushProcessor
+from gitea_bridge.refresher import Refresher
 from gitea_bridge.settings import GiteaBridgeSettings
+from shared.contracts.topology import Topology
 from shared.logs import setup_logging
+from shared.messaging.runtime import declare_topology
+from shared.projects_cache import ProjectCache
 from shared.settings import load_settings
 
 log = logging.getLogger("gitea_bridge")
 
 
+@dataclass
+class Bridge:
+    """What runs while the process runs; built at startup, torn down at shutdown."""
+
+    redis: Redis
+    mqtt: MqttConnection | None = None
+    refresher: Refresher | None = None
+    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def ack(self, delivery: MqttDelivery) -> None:
+        if self.mqtt is not None:
+            self.mqtt.ack(delivery)
+
+
 def create_app(settings: GiteaBridgeSettings | None = None) -> FastStream:
     settings = settings or load_settings(GiteaBridgeSettings)
     broker = RabbitBroker(settings.amqp_url, logger=logging.getLogger("gitea_bridge.broker"))
-    state: dict[str, MqttConnection] = {}
+    topology = Topology(settings.amqp_prefix)
+    # Bursts (a refresh of many repositories) wait for a connection instead of failing.
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(settings.redis_url, timeout=30))
+    cache = ProjectCache(redis, settings.redis_prefix)
+    publisher = EventPublisher(broker, topology)
+    bridge = Bridge(redis)
+    consumer = Consumer(
+        PushProcessor(cache, publisher),
+        ack=bridge.ack,
+        retry_max_seconds=settings.processing_retry_max_seconds,
+    )
+    if settings.build_on_tags:
+        builds_client = httpx.AsyncClient(timeout=settings.build_request_timeout_seconds)
+        bridge.http_clients.append(builds_client)
+        trigger = BuildTrigger(settings, builds_client, redis)
+        broker.include_router(build_trigger_router(topology, trigger))
 
     async def after_startup() -> None:
-        state["mqtt"] = MqttConnection(settings)
-        await state["mqtt"].connect()
+        await declare_topology(broker, topology)
+        consumer.start()
+        bridge.mqtt = MqttConnection(settings, consumer.deliveries)
+        await bridge.mqtt.connect()
+        if settings.gitea_refresh_enabled:
+            bridge.refresher = _refresher(settings, cache, bridge)
+            bridge.refresher.start()
         log.info("gitea-bridge ready (prefix %s)", settings.amqp_prefix)
 
     async def on_shutdown() -> None:
-        if "mqtt" in state:
-            state["mqtt"].close()
+        if bridge.refresher is not None:
+            await bridge.refresher.stop()
+        if bridge.mqtt is not None:
+            bridge.mqtt.stop_reading()
+        await consumer.stop(settings.shutdown_drain_seconds)
+        if bridge.mqtt is not None:
+            bridge.mqtt.close()
+        for client in bridge.http_clients:
+            await client.aclose()
+        await redis.aclose()
         log.info("gitea-bridge stopped")
 
     return FastStream(broker, logger=log, after_startup=[after_startup], on_shutdown=[on_shutdown])
+
+
+def _refresher(settings: GiteaBridgeSettings, cache: ProjectCache, bridge: Bridge) -> Refresher:
+    token = settings.gitea_api_token.get_secret_value() if settings.gitea_api_token else None
+    client = api_client(settings.gitea_api_url, timeout=settings.gitea_timeout_seconds, token=token)
+    bridge.http_clients.append(client)
+    api = GiteaApi(
+        client,
+        page_size=settings.gitea_page_size,
+        attempts=settings.gitea_attempts,
+        backoff_seconds=settings.gitea_retry_backoff_seconds,
+    )
+    return Refresher(
+        api,
+        cache,
+        settings.gitea_organizations,
+        concurrency=settings.gitea_concurrency,
+        interval_seconds=settings.gitea_refresh_interval_seconds,
+    )
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ router = APIRouter(prefix="/api/v1/build_node", tags=["build node"])
 
 
 # albs-node sends a GET with a JSON body; POST is accepted for clients and proxies that drop it.
-@router.api_route("/get_task", methods=["GET", "POST"], response_model=Task | None)
+@router.get("/get_task", response_model=Task | None, operation_id="get_task")
+@router.post("/get_task", response_model=Task | None, operation_id="get_task_post")
 async def get_task(body: GetTaskRequest, node: BuildNode, rpc: RpcDep) -> Task | None:
     return await rpc.call(GET_TASK, GetTask(actor=node, supported_arches=body.supported_arches))
 

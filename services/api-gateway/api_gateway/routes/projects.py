@@ -1,0 +1,39 @@
+"""/api/v1/projects/alma: the Gitea projects the bridge keeps in Redis (REFERENCE §5.9)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from redis.exceptions import RedisError
+
+from api_gateway.deps import RedisDep
+from api_gateway.policy import People
+from shared.contracts.projects import Project
+from shared.errors import Unavailable
+from shared.projects_cache import ProjectCache
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+DEFAULT_PAGE_SIZE = 100
+
+
+@router.get("/alma", response_model=list[Project])
+async def list_alma_projects(
+    _: People,
+    request: Request,
+    redis: RedisDep,
+    name: Annotated[str | None, Query(description="part of the project name")] = None,
+    page: Annotated[int | None, Query(ge=1)] = None,
+    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> list[Project]:
+    """Sorted by name; every project unless `page` or `page_size` asks for one page."""
+    cache = ProjectCache(redis, request.app.state.settings.redis_prefix)
+    paginated = page is not None or page_size is not None
+    size = page_size or DEFAULT_PAGE_SIZE
+    try:
+        return await cache.list_projects(
+            name_contains=name,
+            offset=((page or 1) - 1) * size if paginated else 0,
+            limit=size if paginated else None,
+        )
+    except RedisError as exc:
+        raise Unavailable(f"The project cache is unavailable: {type(exc).__name__}") from None

@@ -1,0 +1,80 @@
+"""/api/v1/users: GitHub login, user look-ups, administrator rights, token revocation."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from api_gateway.deps import RpcDep, SessionDep
+from api_gateway.policy import Admin, People, Public, SelfOrAdmin
+from shared.contracts.users import (
+    LOGIN_GITHUB,
+    REVOKE_TOKENS,
+    SET_ADMIN,
+    AdminFlag,
+    GithubLogin,
+    LoginReply,
+    RevokeTokens,
+    SetAdmin,
+    UserAccount,
+    UserOut,
+)
+from shared.db.queries import users as queries
+from shared.errors import Invalid, NotFound
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@router.post("/login/github", response_model=LoginReply)
+async def login_github(body: GithubLogin, _: Public, rpc: RpcDep) -> LoginReply | None:
+    return await rpc.call(LOGIN_GITHUB, body)
+
+
+@router.get("/", response_model=UserOut)
+async def find_user(
+    _: People,
+    session: SessionDep,
+    user_id: Annotated[int | None, Query(alias="id")] = None,
+    username: str | None = None,
+    name: Annotated[str | None, Query(description="The reference's name for `username`.")] = None,
+    email: str | None = None,
+) -> UserOut:
+    username = username if username is not None else name
+    if user_id is None and username is None and email is None:
+        raise Invalid("Give one of the query parameters id, username (or name), email.")
+    user = await queries.find_user(session, user_id=user_id, username=username, email=email)
+    if user is None:
+        wanted = user_id if user_id is not None else username if username is not None else email
+        raise NotFound(f'User "{wanted}" is not found')
+    return user
+
+
+@router.get("/me", response_model=UserAccount)
+async def me(actor: People, session: SessionDep) -> UserAccount:
+    account = await queries.get_account(session, actor.user_id)
+    if account is None:  # deleted between the token check and this read
+        raise NotFound(f'User "{actor.user_id}" is not found')
+    return account
+
+
+@router.get("/all_users", response_model=list[UserOut])
+async def all_users(
+    _: People,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, description="1-based")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 100,
+) -> list[UserOut]:
+    """People, oldest first; a plain list as the Dec-2021 frontend reads it."""
+    return await queries.list_people(session, limit=page_size, offset=(page - 1) * page_size)
+
+
+@router.put("/{user_id}/admin", response_model=UserAccount)
+async def set_admin(
+    user_id: int, body: Annotated[AdminFlag, Body()], actor: Admin, rpc: RpcDep
+) -> UserAccount | None:
+    command = SetAdmin(actor=actor, user_id=user_id, is_admin=body.is_admin)
+    return await rpc.call(SET_ADMIN, command)
+
+
+@router.post("/{user_id}/revoke-tokens", response_model=UserAccount)
+async def revoke_tokens(user_id: int, actor: SelfOrAdmin, rpc: RpcDep) -> UserAccount | None:
+    return await rpc.call(REVOKE_TOKENS, RevokeTokens(actor=actor, user_id=user_id))
