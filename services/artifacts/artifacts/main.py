@@ -4,6 +4,8 @@ import asyncio
 
 from faststream import FastStream
 
+from artifacts.handlers.builds import build_handlers
+from artifacts.pulp import PulpClient
 from artifacts.settings import ArtifactsSettings
 from shared.logs import setup_logging
 from shared.messaging.runtime import build_app, create_runtime
@@ -13,7 +15,11 @@ from shared.settings import load_settings
 def create_app(settings: ArtifactsSettings | None = None) -> FastStream:
     settings = settings or load_settings(ArtifactsSettings)
     runtime = create_runtime("artifacts", settings, pool_size=5)
-    return build_app(runtime, routers=[])
+    pulp = PulpClient.from_settings(settings)
+    runtime.on_start.append(pulp.start)
+    runtime.on_stop.append(pulp.close)
+    routers = [build_handlers(runtime.topology, runtime.sessions, pulp)]
+    return build_app(runtime, routers)
 
 
 def main() -> None:

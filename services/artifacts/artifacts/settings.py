@@ -1,4 +1,4 @@
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ENV_PREFIX, CommonSettings
@@ -12,4 +12,15 @@ class ArtifactsSettings(CommonSettings):
     pulp_url: str = "http://127.0.0.1:24817"
     pulp_user: str = "admin"
     pulp_password: SecretStr = SecretStr("admin")
-    pulp_timeout_seconds: float = 30.0
+    # Every HTTP call to Pulp (connect, read, write) gives up after this long.
+    pulp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A step that met a connection error or a 5xx is tried again this many times,
+    # after backoff * 2**n seconds (capped by pulp_retry_max_delay_seconds).
+    pulp_retries: int = Field(default=4, ge=0)
+    pulp_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+    pulp_retry_max_delay_seconds: float = Field(default=30.0, ge=0)
+    # Pulp tasks are polled at a growing interval up to this, and abandoned after the timeout.
+    pulp_task_poll_seconds: float = Field(default=0.5, gt=0)
+    pulp_task_timeout_seconds: float = Field(default=600.0, gt=0)
+    # How many Pulp steps one event may run at once (the worker count of Pulp is the real limit).
+    pulp_concurrency: int = Field(default=4, ge=1)

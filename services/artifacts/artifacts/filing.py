@@ -1,0 +1,227 @@
+"""Filing a task's reported artifacts into the build's Pulp repositories (REFERENCE §5.4).
+
+Each Pulp artifact href the node sent becomes RPM package or file content; the content is
+added with one `modify` per repository, so a report makes one new version per repository.
+The rows and `build_task.artifacts_stored` are written in one transaction afterwards, and
+a report that cannot be filed still gets `artifacts_stored`, with the reason in `error`.
+"""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from artifacts.context import Context
+from artifacts.naming import debug_repo_name, log_repo_name, parse_rpm_file_name, rpm_repo_name
+from artifacts.pulp import LOG_REPO, PulpClient, PulpError, PulpRepo
+from artifacts.store import LOG_TYPE, link_repository, repository_href, seen_before
+from shared.contracts.build_node import (
+    BuildTaskArtifactsStored,
+    BuildTaskFinished,
+    ReportedArtifact,
+)
+from shared.db.models import BinaryRpm, BuildArtifact, BuildTask, SourceRpm
+from shared.db.session import SessionFactory, unit_of_work
+from shared.messaging.inbox import first_delivery
+from shared.messaging.outbox import add_event
+
+log = logging.getLogger(__name__)
+
+# First key of the advisory lock that serializes the recording of one task's attempts.
+TASK_LOCK_NAMESPACE = 0x41525446
+
+
+class FilingError(Exception):
+    """The report cannot be filed; the message is shown on the task."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """The repository of the build that one artifact goes to, by its exact name."""
+
+    repo_name: str
+    arch: str
+    debug: bool
+    is_log: bool
+
+    @property
+    def is_source(self) -> bool:
+        return self.arch == "src"
+
+
+def destination(event: BuildTaskFinished, artifact: ReportedArtifact) -> Destination:
+    if artifact.type == "build_log":
+        name = log_repo_name(event.platform, event.arch, event.build_id, event.task_id)
+        return Destination(name, event.arch, debug=False, is_log=True)
+    nevra = parse_rpm_file_name(artifact.name)
+    if nevra is not None and nevra.is_source:
+        name = rpm_repo_name(event.platform, "src", event.build_id)
+        return Destination(name, "src", debug=False, is_log=False)
+    if nevra is not None and nevra.is_debug:
+        name = debug_repo_name(event.platform, event.arch, event.build_id)
+        return Destination(name, event.arch, debug=True, is_log=False)
+    # noarch packages (and names that are no NEVRA at all) go to the task arch repository.
+    name = rpm_repo_name(event.platform, event.arch, event.build_id)
+    return Destination(name, event.arch, debug=False, is_log=False)
+
+
+class Filing:
+    """One report's way into Pulp; what it made so far stays readable after a failure."""
+
+    def __init__(self, pulp: PulpClient, event: BuildTaskFinished) -> None:
+        self._pulp = pulp
+        self.event = event
+        self.targets = [destination(event, artifact) for artifact in event.artifacts]
+        self.log_repo: PulpRepo | None = None
+        self.content_hrefs: list[str] = []
+
+    async def run(self, sessions: SessionFactory) -> None:
+        repo_hrefs = await self._rpm_repo_hrefs(sessions)
+        log_targets = [t for t in self.targets if t.is_log]
+        if log_targets:
+            self.log_repo = await self._pulp.ensure_repository(LOG_REPO, log_targets[0].repo_name)
+            repo_hrefs[self.log_repo.name] = self.log_repo.href
+        unique = {_content_key(a): a for a in reversed(self.event.artifacts)}  # first name wins
+        contents = await asyncio.gather(*(self._content_of(a) for a in unique.values()))
+        made = dict(zip(unique, contents, strict=True))
+        self.content_hrefs = [made[_content_key(a)] for a in self.event.artifacts]
+        by_repo: dict[str, list[str]] = defaultdict(list)
+        for target, content_href in zip(self.targets, self.content_hrefs, strict=True):
+            by_repo[repo_hrefs[target.repo_name]].append(content_href)
+        await asyncio.gather(*(self._pulp.add_content(h, units) for h, units in by_repo.items()))
+
+    async def _content_of(self, artifact: ReportedArtifact) -> str:
+        if artifact.type == "rpm":
+            return await self._pulp.ensure_package(artifact.artifact_href, artifact.name)
+        return await self._pulp.ensure_file(artifact.artifact_href, artifact.name)
+
+    async def _rpm_repo_hrefs(self, sessions: SessionFactory) -> dict[str, str]:
+        wanted = {t.repo_name: t for t in self.targets if not t.is_log}
+        hrefs: dict[str, str] = {}
+        async with sessions() as session:
+            for name, target in wanted.items():
+                href = await repository_href(
+                    session, self.event.build_id, name, target.arch, debug=target.debug
+                )
+                if href is None:
+                    raise FilingError(f"build {self.event.build_id} has no repository {name}")
+                hrefs[name] = href
+        return hrefs
+
+
+def _content_key(artifact: ReportedArtifact) -> tuple[str, ...]:
+    """One RPM artifact is one package whatever its name; a log is a file under its name."""
+    if artifact.type == "rpm":
+        return ("rpm", artifact.artifact_href)
+    return ("file", artifact.artifact_href, artifact.name)
+
+
+async def store_task_artifacts(
+    ctx: Context, message_id: str | None, event: BuildTaskFinished
+) -> None:
+    async with ctx.locks.hold(("task", event.task_id, event.attempt)):
+        if await seen_before(ctx.sessions, ctx.consumer, message_id):
+            return
+        await _store(ctx, message_id, event)
+
+
+async def _store(ctx: Context, message_id: str | None, event: BuildTaskFinished) -> None:
+    filing = Filing(ctx.pulp, event)
+    error: str | None = None
+    if await already_recorded(ctx.sessions, event.task_id, event.attempt):
+        log.info("task %s attempt %s is filed already", event.task_id, event.attempt)
+    elif event.artifacts:
+        started = time.monotonic()
+        try:
+            await filing.run(ctx.sessions)
+        except (PulpError, FilingError) as exc:
+            error = f"The artifacts could not be stored: {exc}"
+            log.warning("task %s attempt %s: %s", event.task_id, event.attempt, error)
+        else:
+            log.info(
+                "task %s attempt %s: %d artifact(s) filed in %.1f s",
+                event.task_id,
+                event.attempt,
+                len(event.artifacts),
+                time.monotonic() - started,
+            )
+    async with unit_of_work(ctx.sessions) as session:
+        if not await first_delivery(session, ctx.consumer, message_id):
+            return
+        task_exists = await _record(session, filing, error)
+    if not task_exists and filing.log_repo is not None:
+        log.info("task %s is gone (build deleted); removing its log repository", event.task_id)
+        await ctx.pulp.delete_repository(filing.log_repo.href)
+
+
+async def already_recorded(sessions: SessionFactory, task_id: int, attempt: int) -> bool:
+    async with sessions() as session:
+        return await _attempt_recorded(session, task_id, attempt)
+
+
+async def _attempt_recorded(session: AsyncSession, task_id: int, attempt: int) -> bool:
+    found = await session.scalar(
+        select(
+            exists().where(BuildArtifact.build_task_id == task_id, BuildArtifact.attempt == attempt)
+        )
+    )
+    return bool(found)
+
+
+async def _record(session: AsyncSession, filing: Filing, error: str | None) -> bool:
+    """Rows and the event, unless this attempt is recorded already; False: the task is gone."""
+    event = filing.event
+    await session.execute(select(func.pg_advisory_xact_lock(TASK_LOCK_NAMESPACE, event.task_id)))
+    task_id = await session.scalar(
+        select(BuildTask.id).where(BuildTask.id == event.task_id).with_for_update(key_share=True)
+    )
+    if task_id is None:
+        return False
+    if await _attempt_recorded(session, event.task_id, event.attempt):
+        return True
+    if filing.log_repo is not None:
+        # Linked even after a failure, so deleting the build deletes this repository too.
+        await link_repository(
+            session, event.build_id, filing.log_repo, arch=event.arch, type_=LOG_TYPE, debug=False
+        )
+    if error is None:
+        await _record_rows(session, filing)
+    stored = BuildTaskArtifactsStored(
+        task_id=event.task_id, build_id=event.build_id, attempt=event.attempt, error=error
+    )
+    await add_event(session, stored)
+    return True
+
+
+async def _record_rows(session: AsyncSession, filing: Filing) -> None:
+    event = filing.event
+    rows = [
+        BuildArtifact(
+            build_task_id=event.task_id,
+            attempt=event.attempt,
+            name=artifact.name,
+            type=artifact.type,
+            artifact_href=artifact.artifact_href,
+            href=content_href,
+        )
+        for artifact, content_href in zip(event.artifacts, filing.content_hrefs, strict=True)
+    ]
+    session.add_all(rows)
+    await session.flush()
+    rpms = [(row, t) for row, t in zip(rows, filing.targets, strict=True) if not t.is_log]
+    sources = [
+        SourceRpm(build_id=event.build_id, artifact_id=row.id) for row, t in rpms if t.is_source
+    ]
+    session.add_all(sources)
+    await session.flush()
+    # A failed build often has binaries but no source RPM: they are kept, unlinked.
+    source_id = sources[0].id if sources else None
+    session.add_all(
+        BinaryRpm(build_id=event.build_id, artifact_id=row.id, source_rpm_id=source_id)
+        for row, t in rpms
+        if not t.is_source
+    )

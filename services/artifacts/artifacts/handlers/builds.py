@@ -1,0 +1,34 @@
+"""Event subscribers: a build's repositories, a task's artifacts, a deleted build."""
+
+from faststream.rabbit import RabbitMessage, RabbitRouter
+
+from artifacts.context import Context
+from artifacts.filing import store_task_artifacts
+from artifacts.pulp import PulpClient
+from artifacts.repositories import prepare_build_repositories, remove_build_repositories
+from shared.contracts.build_node import BuildTaskFinished
+from shared.contracts.builds import BuildCreated, BuildDeleted
+from shared.contracts.topology import Topology
+from shared.db.session import SessionFactory
+from shared.messaging.subscribers import event_subscriber
+
+CONSUMER = "artifacts"
+
+
+def build_handlers(topology: Topology, sessions: SessionFactory, pulp: PulpClient) -> RabbitRouter:
+    router = RabbitRouter()
+    context = Context(pulp, sessions, CONSUMER)
+
+    @event_subscriber(router, topology, CONSUMER, BuildCreated)
+    async def on_build_created(event: BuildCreated, message: RabbitMessage) -> None:
+        await prepare_build_repositories(context, message.message_id, event)
+
+    @event_subscriber(router, topology, CONSUMER, BuildTaskFinished)
+    async def on_build_task_finished(event: BuildTaskFinished, message: RabbitMessage) -> None:
+        await store_task_artifacts(context, message.message_id, event)
+
+    @event_subscriber(router, topology, CONSUMER, BuildDeleted)
+    async def on_build_deleted(event: BuildDeleted, message: RabbitMessage) -> None:
+        await remove_build_repositories(context, message.message_id, event)
+
+    return router

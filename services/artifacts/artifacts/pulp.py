@@ -1,0 +1,211 @@
+"""The Pulp primitives the artifacts service needs, each one idempotent step.
+
+Every step finds by name or checksum first and creates only what is missing, so a retried
+step or a redelivered event never creates a duplicate.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from artifacts.naming import LOG_BASE_PATH, RPM_BASE_PATH
+from artifacts.pulp_api import API, PulpApi, PulpError, RetryPolicy, TaskPolicy
+from artifacts.settings import ArtifactsSettings
+
+ARTIFACTS = f"{API}/artifacts/"
+RPM_PACKAGES = f"{API}/content/rpm/packages/"
+FILE_CONTENT = f"{API}/content/file/files/"
+
+__all__ = ["LOG_REPO", "RPM_REPO", "PulpClient", "PulpError", "PulpRepo", "RepoKind"]
+
+
+@dataclass(frozen=True)
+class RepoKind:
+    plugin: str  # the `<plugin>/<type>` part of Pulp's endpoints
+    base_path: str  # distributions serve `<base_path>/<repository name>/`
+
+    @property
+    def repositories(self) -> str:
+        return f"{API}/repositories/{self.plugin}/"
+
+    @property
+    def publications(self) -> str:
+        return f"{API}/publications/{self.plugin}/"
+
+    @property
+    def distributions(self) -> str:
+        return f"{API}/distributions/{self.plugin}/"
+
+
+RPM_REPO = RepoKind("rpm/rpm", RPM_BASE_PATH)
+LOG_REPO = RepoKind("file/file", LOG_BASE_PATH)
+REPO_KINDS = (RPM_REPO, LOG_REPO)
+
+
+@dataclass(frozen=True)
+class PulpRepo:
+    name: str
+    href: str
+    base_url: str  # where the distribution serves it
+
+
+class PulpClient(PulpApi):
+    @classmethod
+    def from_settings(cls, settings: ArtifactsSettings) -> "PulpClient":
+        return cls(
+            settings.pulp_url,
+            settings.pulp_user,
+            settings.pulp_password.get_secret_value(),
+            timeout_seconds=settings.pulp_timeout_seconds,
+            retry=RetryPolicy(
+                settings.pulp_retries,
+                settings.pulp_retry_backoff_seconds,
+                settings.pulp_retry_max_delay_seconds,
+            ),
+            tasks=TaskPolicy(settings.pulp_task_poll_seconds, settings.pulp_task_timeout_seconds),
+            concurrency=settings.pulp_concurrency,
+        )
+
+    # Repositories
+
+    async def ensure_repository(self, kind: RepoKind, name: str) -> PulpRepo:
+        """The repository `name` (autopublish), a publication and its distribution."""
+        return await self._step(
+            f"creating Pulp repository {name!r}", lambda: self._ensure_repository(kind, name)
+        )
+
+    async def delete_repository(self, repo_href: str) -> None:
+        """Delete the repository and every distribution of it; already gone is fine."""
+        href = self._own_path(repo_href, f"{API}/repositories/", "repository")
+        await self._step(f"deleting Pulp repository {href}", lambda: self._delete_repository(href))
+
+    async def delete_repository_named(self, kind: RepoKind, name: str) -> None:
+        await self._step(
+            f"deleting Pulp repository {name!r}", lambda: self._delete_repository_named(kind, name)
+        )
+
+    # Content
+
+    async def ensure_package(self, artifact_href: str, file_name: str) -> str:
+        """The RPM package content made from the artifact (looked up by pkgId first)."""
+        return await self._step(
+            f"importing RPM {file_name!r} ({artifact_href})",
+            lambda: self._ensure_content(RPM_PACKAGES, "pkgId", artifact_href, file_name),
+        )
+
+    async def ensure_file(self, artifact_href: str, file_name: str) -> str:
+        """The file content of the artifact under `file_name` (looked up by sha256 + path)."""
+        return await self._step(
+            f"importing file {file_name!r} ({artifact_href})",
+            lambda: self._ensure_content(FILE_CONTENT, "sha256", artifact_href, file_name),
+        )
+
+    async def add_content(self, repo_href: str, content_hrefs: list[str]) -> str | None:
+        """Add the content units in one new repository version; returns its href."""
+        units = sorted(set(content_hrefs))
+        return await self._step(
+            f"adding {len(units)} content unit(s) to {repo_href}",
+            lambda: self._add_content(repo_href, units),
+        )
+
+    # The steps themselves (never call a public method from here: slots do not nest)
+
+    async def _ensure_repository(self, kind: RepoKind, name: str) -> PulpRepo:
+        repo_href = await self._find_or_create_repository(kind, name)
+        # Independent Pulp tasks, so their polls overlap; both end before this step does.
+        published, distributed = await asyncio.gather(
+            self._ensure_publication(kind, repo_href),
+            self._ensure_distribution(kind, name, repo_href),
+            return_exceptions=True,
+        )
+        for outcome in (published, distributed):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return PulpRepo(name=name, href=repo_href, base_url=str(distributed))
+
+    async def _find_or_create_repository(self, kind: RepoKind, name: str) -> str:
+        found = await self._find_one(kind.repositories, name=name)
+        if found is None:
+            response = await self._call(
+                "POST", kind.repositories, json={"name": name, "autopublish": True}
+            )
+            if response.status_code == 400:
+                # Most often a concurrent creation of the same name: take that one.
+                found = await self._find_one(kind.repositories, name=name)
+            if found is None:
+                found = self._checked("POST", kind.repositories, response)
+        return str(found["pulp_href"])
+
+    async def _ensure_publication(self, kind: RepoKind, repo_href: str) -> None:
+        """An empty repository gets a publication too, so dnf finds its metadata at once."""
+        if await self._find_one(kind.publications, repository=repo_href) is None:
+            task = await self._json("POST", kind.publications, json={"repository": repo_href})
+            await self.wait_task(task["task"])
+
+    async def _ensure_distribution(self, kind: RepoKind, name: str, repo_href: str) -> str:
+        distro_name = f"{name}-distro"
+        found = await self._find_one(kind.distributions, name=distro_name)
+        if found is None:
+            body = {
+                "name": distro_name,
+                "base_path": f"{kind.base_path}/{name}",
+                "repository": repo_href,
+            }
+            try:
+                task = await self.wait_task(
+                    (await self._json("POST", kind.distributions, json=body))["task"]
+                )
+                found = await self._json("GET", task["created_resources"][0])
+            except PulpError:
+                found = await self._find_one(kind.distributions, name=distro_name)
+                if found is None:
+                    raise
+        if found.get("repository") != repo_href:
+            patched = await self._json("PATCH", found["pulp_href"], json={"repository": repo_href})
+            await self.wait_task(patched["task"])
+        return str(found["base_url"])
+
+    async def _delete_repository(self, repo_href: str) -> None:
+        kind = next((k for k in REPO_KINDS if repo_href.startswith(k.repositories)), None)
+        if kind is None:
+            raise PulpError(f"{repo_href} is not an RPM or file repository")
+        repo = await self._get_or_none(repo_href)
+        distributions = await self._list(kind.distributions, repository=repo_href)
+        if repo is not None:
+            distributions += await self._list(kind.distributions, name=f"{repo['name']}-distro")
+        for href in sorted({d["pulp_href"] for d in distributions}):
+            await self._delete(href)
+        if repo is not None:
+            await self._delete(repo_href)
+
+    async def _delete_repository_named(self, kind: RepoKind, name: str) -> None:
+        repo = await self._find_one(kind.repositories, name=name)
+        if repo is not None:
+            await self._delete_repository(repo["pulp_href"])
+        for distribution in await self._list(kind.distributions, name=f"{name}-distro"):
+            await self._delete(distribution["pulp_href"])
+
+    async def _ensure_content(
+        self, endpoint: str, checksum_filter: str, artifact_href: str, file_name: str
+    ) -> str:
+        artifact_href = self._own_path(artifact_href, ARTIFACTS, "artifact")
+        artifact = await self._get_or_none(artifact_href)
+        if artifact is None:
+            raise PulpError(f"Pulp has no artifact {artifact_href}")
+        lookup = {checksum_filter: artifact["sha256"]}
+        if endpoint == FILE_CONTENT:
+            lookup["relative_path"] = file_name
+        found = await self._find_one(endpoint, **lookup)
+        if found is not None:
+            return str(found["pulp_href"])
+        body = {"relative_path": file_name, "artifact": artifact_href}
+        task = await self.wait_task((await self._json("POST", endpoint, json=body))["task"])
+        created = [href for href in task["created_resources"] if href.startswith(endpoint)]
+        if not created:
+            raise PulpError(f"Pulp made no content of {file_name!r} from {artifact_href}")
+        return str(created[0])
+
+    async def _add_content(self, repo_href: str, units: list[str]) -> str | None:
+        answer = await self._json("POST", f"{repo_href}modify/", json={"add_content_units": units})
+        task = await self.wait_task(answer["task"])
+        versions = [href for href in task["created_resources"] if "/versions/" in href]
+        return versions[0] if versions else None

@@ -1,0 +1,266 @@
+"""The HTTP side of the Pulp client: session, timeouts, retries, bounded task polling.
+
+Every HTTP call has a timeout and every Pulp task is polled with a bound (REFERENCE §11.28).
+A step (one idempotent unit of work) that met a connection error, a timeout, a 5xx or a
+429 is run again after an exponential backoff; anything else fails it for good.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+API = "/pulp/api/v3"
+LOGIN = f"{API}/login/"
+FAILED_TASK_STATES = ("failed", "canceled", "skipped")
+# gunicorn (Pulp's API server) drops idle connections after 2 s; reusing one just then is
+# a ReadError, so idle connections are let go sooner.
+CONNECTION_LIMITS = httpx.Limits(max_connections=20, keepalive_expiry=1.0)
+T = TypeVar("T")
+Json = dict[str, Any]
+
+
+class PulpError(Exception):
+    """A Pulp step failed for good; the message says which step and why, for people."""
+
+
+class Transient(Exception):
+    """A connection error, a timeout, a 5xx or a 429: worth trying the step again."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 4
+    backoff_seconds: float = 0.5
+    max_delay_seconds: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with jitter, so replicas retrying together spread out."""
+        delay: float = min(self.max_delay_seconds, self.backoff_seconds * 2**attempt)
+        return delay * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    poll_seconds: float = 0.5
+    timeout_seconds: float = 600.0
+
+
+def _session_rejected(response: httpx.Response) -> bool:
+    """Our session expired or was dropped (a 403 for a real permission problem is not this)."""
+    if response.status_code == 401:
+        return True
+    return response.status_code == 403 and (
+        "CSRF" in response.text or "credentials were not provided" in response.text
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:300] or response.reason_phrase
+
+
+class PulpApi:
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        timeout_seconds: float = 30.0,
+        retry: RetryPolicy | None = None,
+        tasks: TaskPolicy | None = None,
+        concurrency: int = 4,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._auth = httpx.BasicAuth(user, password)
+        self._timeout = timeout_seconds
+        self._retry = retry or RetryPolicy()
+        self._tasks = tasks or TaskPolicy()
+        self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+        self._login_lock = asyncio.Lock()
+        self._csrf: str | None = None
+        self._basic_only = False
+
+    async def start(self) -> None:
+        """Open the connection pool (a call before start() opens it too)."""
+        self._http()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def get(self, href: str, **params: Any) -> Json:
+        """One GET of an API path, as a step (for callers that only look)."""
+        return await self._step(f"reading {href}", lambda: self._json("GET", href, params=params))
+
+    # Tasks
+
+    async def wait_task(self, task_href: str) -> Json:
+        """Poll the task at a growing interval; a failed task or the time bound is an error."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._tasks.timeout_seconds
+        interval = 0.05
+        state, label = "unknown", task_href
+        while True:
+            try:
+                task = await self._json("GET", task_href)
+            except Transient as exc:
+                log.warning("polling Pulp task %s: %s", task_href, exc)
+            else:
+                state = task["state"]
+                label = f"{task.get('name', '?').rsplit('.', 1)[-1]} ({task_href})"
+                if state == "completed":
+                    return task
+                if state in FAILED_TASK_STATES:
+                    error = (task.get("error") or {}).get("description") or "no reason given"
+                    raise PulpError(f"Pulp task {label} {state}: {error}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise PulpError(
+                    f"Pulp task {label} did not finish within "
+                    f"{self._tasks.timeout_seconds:g} s (last state: {state})"
+                )
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(interval * 2, self._tasks.poll_seconds)
+
+    # HTTP
+
+    async def _step(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        attempts = self._retry.retries + 1
+        for attempt in range(attempts):
+            try:
+                async with self._slots:
+                    return await step()
+            except Transient as exc:
+                if attempt + 1 == attempts:
+                    raise PulpError(
+                        f"{what}: Pulp is unavailable after {attempts} attempts ({exc})"
+                    ) from exc
+                delay = self._retry.delay(attempt)
+                log.warning("%s: %s; trying again in %.1f s", what, exc, delay)
+                await asyncio.sleep(delay)
+            except PulpError as exc:
+                raise PulpError(f"{what}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _call(
+        self, method: str, path: str, *, json: Json | None = None, params: Json | None = None
+    ) -> httpx.Response:
+        client = self._http()
+        csrf = await self._session(renew_after=None)
+        try:
+            response = await self._send(client, method, path, csrf, json=json, params=params)
+            if csrf is not None and _session_rejected(response):
+                csrf = await self._session(renew_after=csrf)
+                response = await self._send(client, method, path, csrf, json=json, params=params)
+        except httpx.TransportError as exc:
+            raise Transient(f"{method} {path}: {type(exc).__name__} {exc}".strip()) from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise Transient(f"{method} {path}: Pulp answered {response.status_code}")
+        return response
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        csrf: str | None,
+        *,
+        json: Json | None,
+        params: Json | None,
+    ) -> httpx.Response:
+        if csrf is None:
+            return await client.request(method, path, json=json, params=params, auth=self._auth)
+        headers = {"X-CSRFToken": csrf}
+        return await client.request(method, path, json=json, params=params, headers=headers)
+
+    async def _session(self, *, renew_after: str | None) -> str | None:
+        """The CSRF token of our Pulp session, logging in when there is none (None: basic auth).
+
+        Pulp checks a basic-auth password with a slow hash on every request (about 0.5 s
+        of its CPU); a session cookie is checked in a few milliseconds.
+        """
+        async with self._login_lock:
+            if self._basic_only:
+                return None
+            if self._csrf is None or self._csrf == renew_after:
+                self._csrf = await self._login()
+            return self._csrf
+
+    async def _login(self) -> str | None:
+        client = self._http()
+        client.cookies.clear()
+        try:
+            response = await client.post(LOGIN, auth=self._auth)
+        except httpx.TransportError as exc:
+            raise Transient(f"POST {LOGIN}: {type(exc).__name__} {exc}".strip()) from exc
+        if response.status_code in (404, 405):
+            self._basic_only = True  # a Pulp without the login endpoint (before 3.60)
+            return None
+        if response.status_code >= 500:
+            raise Transient(f"POST {LOGIN}: Pulp answered {response.status_code}")
+        self._checked("POST", LOGIN, response)
+        csrf = client.cookies.get("csrftoken")
+        if not csrf:
+            self._basic_only = True
+        return csrf
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.url, timeout=self._timeout, limits=CONNECTION_LIMITS
+            )
+            self._csrf = None
+        return self._client
+
+    @staticmethod
+    def _checked(method: str, path: str, response: httpx.Response) -> Json:
+        if response.is_error:
+            raise PulpError(f"{method} {path} answered {response.status_code}: {_detail(response)}")
+        body: Json = response.json()
+        return body
+
+    async def _json(
+        self, method: str, path: str, *, json: Json | None = None, params: Json | None = None
+    ) -> Json:
+        return self._checked(method, path, await self._call(method, path, json=json, params=params))
+
+    async def _get_or_none(self, href: str) -> Json | None:
+        response = await self._call("GET", href)
+        if response.status_code == 404:
+            return None
+        return self._checked("GET", href, response)
+
+    async def _list(self, endpoint: str, **filters: str) -> list[Json]:
+        body = await self._json("GET", endpoint, params={**filters, "limit": 100})
+        results: list[Json] = body["results"]
+        return results
+
+    async def _find_one(self, endpoint: str, **filters: str) -> Json | None:
+        body = await self._json("GET", endpoint, params={**filters, "limit": 1})
+        results: list[Json] = body["results"]
+        return results[0] if results else None
+
+    async def _delete(self, href: str) -> None:
+        response = await self._call("DELETE", href)
+        if response.status_code == 404:
+            return
+        answer = self._checked("DELETE", href, response) if response.content else {}
+        if answer.get("task"):
+            await self.wait_task(answer["task"])
+
+    def _own_path(self, href: str, prefix: str, what: str) -> str:
+        """An href from a message, as a path of this Pulp; never a request to another host."""
+        path = href.removeprefix(self.url)
+        if not path.startswith(prefix) or "?" in path or ".." in path:
+            raise PulpError(f"{href!r} is not a Pulp {what} href (expected {prefix}...)")
+        return path
