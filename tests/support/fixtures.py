@@ -33,24 +33,55 @@ def run_id() -> str:
     return secrets.token_hex(4)
 
 
-@pytest.fixture(scope="session")
-def database_url(servers: Servers, run_id: str) -> Iterator[str]:
-    """A database of this test run, migrated to head, dropped at the end."""
-    url = make_url(servers.database_url).set(
-        drivername="postgresql+asyncpg", database=f"albs_test_{run_id}"
-    )
+def scratch_database(servers: Servers, name: str, first_build: int) -> Iterator[str]:
+    """A database migrated to head, dropped at the end."""
+    url = make_url(servers.database_url).set(drivername="postgresql+asyncpg", database=name)
     rendered = url.render_as_string(hide_password=False)
     asyncio.run(migrate.create_database(rendered))
     migrate.upgrade(rendered)
+    asyncio.run(_offset_build_ids(rendered, first_build))
     yield rendered
     asyncio.run(migrate.drop_database(rendered))
 
 
-@pytest.fixture(scope="session")
-def amqp_prefix(servers: Servers, run_id: str) -> Iterator[str]:
-    prefix = f"test-{run_id}"
+def scratch_prefix(servers: Servers, prefix: str) -> Iterator[str]:
     yield prefix
     asyncio.run(_delete_queues(servers.amqp_url, prefix))
+
+
+def env_of(servers: Servers, database_url: str, prefix: str) -> dict[str, str]:
+    """The ALBS_* settings of services that use this database and this prefix."""
+    return {
+        "ALBS_DATABASE_URL": database_url,
+        "ALBS_AMQP_URL": servers.amqp_url,
+        "ALBS_AMQP_PREFIX": prefix,
+        "ALBS_REDIS_URL": servers.redis_url,
+        "ALBS_REDIS_PREFIX": prefix,
+        "ALBS_MQTT_QUEUE_HOST": servers.mqtt_host,
+        "ALBS_MQTT_QUEUE_PORT": str(servers.mqtt_port),
+        # The refresh would read the real Gitea; its tests point it at a fake one.
+        "ALBS_GITEA_REFRESH_ENABLED": "false",
+        "ALBS_JWT_SECRET": JWT_SECRET,
+        "ALBS_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def database_url(servers: Servers, run_id: str) -> Iterator[str]:
+    """The database of this test run."""
+    yield from scratch_database(servers, f"albs_test_{run_id}", first_build_id(run_id))
+
+
+@pytest.fixture(scope="session")
+def amqp_prefix(servers: Servers, run_id: str) -> Iterator[str]:
+    yield from scratch_prefix(servers, f"test-{run_id}")
+
+
+async def _offset_build_ids(database_url: str, start: int) -> None:
+    engine = create_engine(database_url, pool_size=1)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"ALTER SEQUENCE builds_id_seq RESTART WITH {start}"))
+    await engine.dispose()
 
 
 async def _delete_queues(amqp_url: str, prefix: str) -> None:
@@ -78,21 +109,9 @@ async def _delete_queues(amqp_url: str, prefix: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def service_env(
-    servers: Servers, database_url: str, amqp_prefix: str, run_id: str
-) -> dict[str, str]:
-    """The ALBS_* settings every service of this test run gets."""
-    return {
-        "ALBS_DATABASE_URL": database_url,
-        "ALBS_AMQP_URL": servers.amqp_url,
-        "ALBS_AMQP_PREFIX": amqp_prefix,
-        "ALBS_REDIS_URL": servers.redis_url,
-        "ALBS_REDIS_PREFIX": f"test-{run_id}",
-        "ALBS_MQTT_QUEUE_HOST": servers.mqtt_host,
-        "ALBS_MQTT_QUEUE_PORT": str(servers.mqtt_port),
-        "ALBS_JWT_SECRET": JWT_SECRET,
-        "ALBS_LOG_LEVEL": "INFO",
-    }
+def service_env(servers: Servers, database_url: str, amqp_prefix: str) -> dict[str, str]:
+    """The ALBS_* settings every in-process service of this test run gets."""
+    return env_of(servers, database_url, amqp_prefix)
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +126,18 @@ def sessions(engine: AsyncEngine) -> SessionFactory:
     return create_session_factory(engine)
 
 
+def first_build_id(run_id: str, offset: int = 0) -> int:
+    """Build ids of this run start here: Pulp repository names carry the build id, and the
+    Pulp server outlives test databases, so runs must not reuse ids."""
+    return (int(run_id, 16) % 1_000_000) * 2000 + offset + 1
+
+
 @pytest.fixture
-async def clean_db(engine: AsyncEngine) -> None:
+async def clean_db(engine: AsyncEngine, run_id: str) -> None:
     """Empty every table before the test, so tests never see each other's rows."""
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await conn.execute(
+            text(f"ALTER SEQUENCE builds_id_seq RESTART WITH {first_build_id(run_id)}")
+        )

@@ -18,10 +18,11 @@ EXTEND_LEASES = text(
 )
 
 # Safe in every replica at once: a row another replica already requeued no longer matches.
+# node_id stays: only that node may still report the attempt it lost (results.py).
 REQUEUE_EXPIRED = text(
     """
     UPDATE build_tasks AS t
-    SET status = 0, lease_expires_at = NULL, ts = NULL, node_id = NULL
+    SET status = 0, lease_expires_at = NULL, ts = NULL
     FROM (
         SELECT id, node_id FROM build_tasks
         WHERE status = 1 AND lease_expires_at < now()

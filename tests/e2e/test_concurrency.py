@@ -1,0 +1,89 @@
+"""Three scheduler replicas, fifty nodes, two thousand tasks: each handed out once per attempt."""
+
+import asyncio
+from collections import Counter
+
+import httpx
+from sqlalchemy import select
+
+from shared.db.models import BuildTask, OutboxMessage, UserKind
+from tests.support.builds import platform_body
+from tests.support.live_stack import LiveStack
+from tests.support.nodes import NodeRecord, run_node
+from tests.support.waiting import eventually
+
+NODES = 50
+BUILDS = 10
+REFS_PER_BUILD = 200  # 10 x 200 = 2,000 tasks; each build is one chain of 200 refs
+
+
+async def all_builds(client: httpx.AsyncClient, user: dict[str, str], ids: list[int]) -> list[str]:
+    return [(await client.get(f"/api/v1/builds/{i}/", headers=user)).json()["status"] for i in ids]
+
+
+async def test_every_task_is_assigned_once_per_attempt_and_every_build_completes(
+    live_stack: LiveStack, run_id: str
+) -> None:
+    admin = await live_stack.token("conc-admin", admin=True)
+    user = await live_stack.token("conc-user")
+    node = await live_stack.token("conc-node", kind=UserKind.NODE)
+    platform = f"Conc-{run_id}"
+    async with httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client:
+        created = await client.post(
+            "/api/v1/platforms/", json=platform_body(platform, ["x86_64"]), headers=admin
+        )
+        assert created.status_code == 200, created.text
+        build_ids = []
+        for b in range(BUILDS):
+            body = {
+                "platforms": [{"name": platform, "arch_list": ["x86_64"]}],
+                "tasks": [
+                    {"url": f"https://git.example.org/b{b}/r{r}.git"} for r in range(REFS_PER_BUILD)
+                ],
+            }
+            answer = await client.post("/api/v1/builds/", json=body, headers=user)
+            assert answer.status_code == 200, answer.text
+            build_ids.append(answer.json()["id"])
+
+        record, stop = NodeRecord(), asyncio.Event()
+        nodes = [
+            asyncio.create_task(
+                run_node(
+                    client, {**node, "X-Node-Id": f"sim-{n}"}, ["x86_64", "i686"], record, stop
+                )
+            )
+            for n in range(NODES)
+        ]
+        try:
+
+            async def finished() -> bool:
+                statuses = await all_builds(client, user, build_ids)
+                return all(s != "queued" and s != "running" for s in statuses)
+
+            await eventually(finished, timeout=600, every=1.0)
+        finally:
+            stop.set()
+            await asyncio.gather(*nodes, return_exceptions=True)
+        statuses = await all_builds(client, user, build_ids)
+
+    assert statuses == ["completed"] * BUILDS, live_stack.logs()
+    async with live_stack.sessions() as session:
+        tasks = (
+            await session.scalars(select(BuildTask).where(BuildTask.build_id.in_(build_ids)))
+        ).all()
+        assigned = (
+            await session.scalars(
+                select(OutboxMessage.payload).where(
+                    OutboxMessage.routing_key == "build_task.assigned"
+                )
+            )
+        ).all()
+    assert len(tasks) == BUILDS * REFS_PER_BUILD
+    assert all(t.status == 2 for t in tasks)
+    per_attempt = Counter(
+        (a["task_id"], a["attempt"]) for a in assigned if a["build_id"] in build_ids
+    )
+    assert set(per_attempt.values()) == {1}  # never two nodes for the same attempt
+    received = Counter(record.received)
+    assert {t.id: received[t.id] for t in tasks} == {t.id: t.attempt for t in tasks}  # no task lost
+    assert set(record.answers) <= {200, 409}
