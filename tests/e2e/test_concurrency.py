@@ -60,7 +60,7 @@ async def test_every_task_is_assigned_once_per_attempt_and_every_build_completes
                 statuses = await all_builds(client, user, build_ids)
                 return all(s != "queued" and s != "running" for s in statuses)
 
-            await eventually(finished, timeout=600, every=1.0)
+            await eventually(finished, timeout=900, every=1.0)
         finally:
             stop.set()
             await asyncio.gather(*nodes, return_exceptions=True)
