@@ -123,6 +123,9 @@ def _content_key(artifact: ReportedArtifact) -> tuple[str, ...]:
 async def store_task_artifacts(
     ctx: Context, message_id: str | None, event: BuildTaskFinished
 ) -> None:
+    if not event.artifacts:  # nothing for Pulp: only the rows' transaction
+        await _conclude(ctx, message_id, Filing(ctx.pulp, event), None)
+        return
     async with ctx.locks.hold(("task", event.task_id, event.attempt)):
         if await seen_before(ctx.sessions, ctx.consumer, message_id):
             return
@@ -134,7 +137,7 @@ async def _store(ctx: Context, message_id: str | None, event: BuildTaskFinished)
     error: str | None = None
     if await already_recorded(ctx.sessions, event.task_id, event.attempt):
         log.info("task %s attempt %s is filed already", event.task_id, event.attempt)
-    elif event.artifacts:
+    else:
         started = time.monotonic()
         try:
             await filing.run(ctx.sessions)
@@ -149,12 +152,19 @@ async def _store(ctx: Context, message_id: str | None, event: BuildTaskFinished)
                 len(event.artifacts),
                 time.monotonic() - started,
             )
+    await _conclude(ctx, message_id, filing, error)
+
+
+async def _conclude(
+    ctx: Context, message_id: str | None, filing: Filing, error: str | None
+) -> None:
     async with unit_of_work(ctx.sessions) as session:
         if not await first_delivery(session, ctx.consumer, message_id):
             return
         task_exists = await _record(session, filing, error)
     if not task_exists and filing.log_repo is not None:
-        log.info("task %s is gone (build deleted); removing its log repository", event.task_id)
+        task_id = filing.event.task_id
+        log.info("task %s is gone (build deleted); removing its log repository", task_id)
         await ctx.pulp.delete_repository(filing.log_repo.href)
 
 

@@ -226,7 +226,12 @@ class PulpApi:
     def _checked(method: str, path: str, response: httpx.Response) -> Json:
         if response.is_error:
             raise PulpError(f"{method} {path} answered {response.status_code}: {_detail(response)}")
-        body: Json = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise PulpError(f"{method} {path} answered something else than a JSON object")
         return body
 
     async def _json(
