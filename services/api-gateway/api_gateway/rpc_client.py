@@ -77,17 +77,6 @@ class RpcClient:
             return None
         return spec.result.model_validate(reply.result)
 
-    async def call_many(self, spec: RpcSpec[Any, Res], request: BaseModel) -> list[Res]:
-        """As `call`, for RPCs whose result is a list."""
-        reply = await self._round_trip(spec, request)
-        if not reply.ok:
-            error = reply.error
-            raise (
-                error_for_status(error.status, error.detail) if error else Unavailable("RPC failed")
-            )
-        assert spec.result is not None
-        return [spec.result.model_validate(item) for item in reply.result or []]
-
     async def publish_event(self, event: Event) -> None:
         """Publish persistently and return once RabbitMQ confirmed it reached a queue."""
         if self._events is None:
