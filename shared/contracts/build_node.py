@@ -5,6 +5,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shared.contracts.base import WireModel
+from shared.contracts.bounds import ARCHES_MAX, LIST_MAX, Arch, DbId, Href, Name
 from shared.contracts.messages import Actor, Event, RpcSpec
 
 ArtifactType = Literal["rpm", "build_log"]
@@ -12,11 +13,11 @@ BuildDoneStatus = Literal["done", "failed", "excluded"]
 
 
 class PingRequest(WireModel):
-    active_tasks: list[int]
+    active_tasks: list[DbId] = Field(max_length=LIST_MAX)
 
 
 class GetTaskRequest(WireModel):
-    supported_arches: list[str] = Field(min_length=1)
+    supported_arches: list[Arch] = Field(min_length=1, max_length=ARCHES_MAX)
 
 
 class TaskRef(WireModel):
@@ -53,15 +54,15 @@ class Task(WireModel):
 
 
 class BuildDoneArtifact(WireModel):
-    name: str = Field(min_length=1)
+    name: Name
     type: ArtifactType
-    href: str = Field(min_length=1)
+    href: Href
 
 
 class BuildDone(WireModel):
-    task_id: int
+    task_id: DbId
     status: BuildDoneStatus
-    artifacts: list[BuildDoneArtifact] = []
+    artifacts: list[BuildDoneArtifact] = Field(default=[], max_length=LIST_MAX)
 
 
 class BuildDoneReply(WireModel):

@@ -7,25 +7,36 @@ from typing import Any
 from pydantic import Field
 
 from shared.contracts.base import WireModel
+from shared.contracts.bounds import (
+    ARCHES_MAX,
+    LIST_MAX,
+    PLATFORMS_MAX,
+    Arch,
+    DbId,
+    GitRef,
+    JsonObject,
+    Name,
+    Url,
+)
 from shared.contracts.messages import Actor, Event, RpcSpec
 from shared.contracts.users import UserOut
 
 
 class BuildCreatePlatform(WireModel):
-    name: str = Field(min_length=1)
-    arch_list: list[str] = Field(min_length=1)
+    name: Name
+    arch_list: list[Arch] = Field(min_length=1, max_length=ARCHES_MAX)
 
 
 class BuildCreateRef(WireModel):
-    url: str = Field(min_length=1)
-    git_ref: str | None = None
+    url: Url
+    git_ref: GitRef | None = None
 
 
 class BuildCreate(WireModel):
-    platforms: list[BuildCreatePlatform] = Field(min_length=1)
-    tasks: list[BuildCreateRef] = Field(min_length=1)
-    linked_builds: list[int] | None = None
-    mock_options: dict[str, Any] | None = None
+    platforms: list[BuildCreatePlatform] = Field(min_length=1, max_length=PLATFORMS_MAX)
+    tasks: list[BuildCreateRef] = Field(min_length=1, max_length=LIST_MAX)
+    linked_builds: list[DbId] | None = Field(default=None, max_length=LIST_MAX)
+    mock_options: JsonObject | None = None
 
 
 class BuildStatus(StrEnum):

@@ -5,40 +5,41 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shared.contracts.base import WireModel
+from shared.contracts.bounds import ARCHES_MAX, LIST_MAX, Arch, Flag, JsonObject, Name, Url
 from shared.contracts.messages import Actor, RpcSpec
 
 PlatformType = Literal["rpm", "deb"]
 
 
 class PlatformRepo(WireModel):
-    name: str = Field(min_length=1)
-    arch: str = Field(min_length=1)
-    url: str = Field(min_length=1)
-    type: str = Field(min_length=1)
-    production: bool = False
+    name: Name
+    arch: Arch
+    url: Url
+    type: Name
+    production: Flag = False
 
 
 class PlatformCreate(WireModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     type: PlatformType
-    distr_type: str
-    distr_version: str
-    test_dist_name: str
-    arch_list: list[str] = Field(min_length=1)
-    repos: list[PlatformRepo]
-    data: dict[str, Any]
+    distr_type: Name
+    distr_version: Name
+    test_dist_name: Name
+    arch_list: list[Arch] = Field(min_length=1, max_length=ARCHES_MAX)
+    repos: list[PlatformRepo] = Field(max_length=LIST_MAX)
+    data: JsonObject
 
 
 class PlatformModify(WireModel):
     """Names the platform to change; every other field left out stays as it is."""
 
-    name: str = Field(min_length=1)
+    name: Name
     type: PlatformType | None = None
-    distr_type: str | None = None
-    distr_version: str | None = None
-    arch_list: list[str] | None = Field(default=None, min_length=1)
-    repos: list[PlatformRepo] | None = None
-    data: dict[str, Any] | None = None
+    distr_type: Name | None = None
+    distr_version: Name | None = None
+    arch_list: list[Arch] | None = Field(default=None, min_length=1, max_length=ARCHES_MAX)
+    repos: list[PlatformRepo] | None = Field(default=None, max_length=LIST_MAX)
+    data: JsonObject | None = None
 
 
 class PlatformSummary(WireModel):

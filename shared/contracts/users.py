@@ -1,15 +1,20 @@
 """Users and login (REFERENCE §3 rows 26-27, §5.10)."""
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
 
 from shared.contracts.base import WireModel
+from shared.contracts.bounds import Flag, clean_text
 from shared.contracts.messages import Actor, RpcSpec
 
 
 class GithubLogin(WireModel):
     """The OAuth code GitHub gave the frontend; it is good for one exchange."""
 
-    code: str = Field(min_length=1, max_length=512)
+    code: Annotated[
+        str, StringConstraints(min_length=1, max_length=512), AfterValidator(clean_text)
+    ]
 
 
 class LoginReply(WireModel):
@@ -33,7 +38,7 @@ class UserAccount(UserOut):
 
 
 class AdminFlag(WireModel):
-    is_admin: bool
+    is_admin: Flag
 
 
 class SetAdmin(WireModel):

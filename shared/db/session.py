@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import (
@@ -16,10 +17,50 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True)
+class DbLimits:
+    """How long anything may wait on PostgreSQL; a wait beyond these is an error, not a hang.
+
+    The pool waits `pool_timeout` for a free connection, a new connection `connect_timeout`;
+    on the server a statement runs `statement_timeout` at most, waits `lock_timeout` for a
+    lock, and a transaction left idle is ended after `idle_in_transaction_timeout`.
+    """
+
+    pool_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    statement_timeout: float = 30.0
+    lock_timeout: float = 10.0
+    idle_in_transaction_timeout: float = 60.0
+
+
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    limits: DbLimits | None = None,
+) -> AsyncEngine:
+    """An engine that opens at most `pool_size + max_overflow` connections (default 2 x size)."""
+    limits = limits or DbLimits()
     return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_timeout=limits.pool_timeout,
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": limits.connect_timeout,
+            "server_settings": {
+                "statement_timeout": _ms(limits.statement_timeout),
+                "lock_timeout": _ms(limits.lock_timeout),
+                "idle_in_transaction_session_timeout": _ms(limits.idle_in_transaction_timeout),
+            },
+        },
     )
+
+
+def _ms(seconds: float) -> str:
+    return str(int(seconds * 1000))
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

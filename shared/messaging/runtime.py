@@ -9,6 +9,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.contracts.topology import Topology
+from shared.db.readiness import wait_for_database
 from shared.db.session import SessionFactory, create_engine, create_session_factory
 from shared.messaging.outbox import OutboxRelay
 from shared.settings import CommonSettings
@@ -59,11 +60,17 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
         runtime.broker.include_router(router)
     log = logging.getLogger(runtime.name)
 
-    async def after_startup() -> None:
+    # Everything a handler needs is up before FastStream starts the subscribers, so a
+    # replica that cannot finish starting never takes (and loses) a message.
+    async def on_startup() -> None:
+        await wait_for_database(runtime.engine)
+        await runtime.broker.connect()
         await declare_topology(runtime.broker, runtime.topology)
         await runtime.relay.start()
         for hook in runtime.on_start:
             await hook()
+
+    async def after_startup() -> None:
         log.info("%s ready (prefix %s)", runtime.name, runtime.topology.prefix)
 
     async def on_shutdown() -> None:
@@ -78,6 +85,7 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
     return FastStream(
         runtime.broker,
         logger=log,
+        on_startup=[on_startup],
         after_startup=[after_startup],
         on_shutdown=[on_shutdown],
         after_shutdown=[after_shutdown],

@@ -103,7 +103,7 @@ async def test_expired_lease_moves_the_task_to_another_node(
     async with sessions() as session:
         row = await session.get(BuildTask, task["id"])
     assert row is not None
-    assert (row.attempt, row.node_id) == (2, "builder-b")
+    assert (row.attempt, row.node_id) == (2, "node/builder-b")
 
     # The first node comes back late: it is told the task is no longer its own.
     late = await api.post(

@@ -218,10 +218,10 @@ async def test_assignment_records_attempt_lease_and_node(
         headers={**actors["node1"], "X-Node-Id": "builder-7"},
     )
     row = await task_row(sessions, task.json()["id"])
-    assert (row.status, row.attempt, row.node_id) == (1, 1, "builder-7")
+    assert (row.status, row.attempt, row.node_id) == (1, 1, "node1/builder-7")
     assert row.lease_expires_at is not None
     assert timedelta(seconds=290) < row.lease_expires_at - before < timedelta(seconds=310)
-    assert (await events(sessions, "build_task.assigned"))[-1]["node_id"] == "builder-7"
+    assert (await events(sessions, "build_task.assigned"))[-1]["node_id"] == "node1/builder-7"
 
 
 async def test_ping_extends_leases_of_started_tasks(

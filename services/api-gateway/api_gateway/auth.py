@@ -1,18 +1,22 @@
-"""Who is calling: the bearer token, verified locally, and the user it names."""
+"""Who is calling: the bearer token, verified locally, and the user it names (cached)."""
 
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_gateway.deps import SessionDep
+from api_gateway.user_directory import KnownUser, UserDirectory
+from shared.contracts.bounds import id_in_range
 from shared.contracts.messages import Actor
-from shared.db.models import User
+from shared.db.models import UserKind
+from shared.errors import Invalid
 from shared.tokens import InvalidToken, decode_token
 
 # auto_error is off: the reference answers 403 (not 401) and the frontend relies on it.
 bearer = HTTPBearer(auto_error=False, description="A JWT from login or `albs token create`")
+
+NODE_HEADER = "x-node-id"
+NODE_ID_MAX = 100
 
 
 def forbidden(detail: str) -> HTTPException:
@@ -21,7 +25,6 @@ def forbidden(detail: str) -> HTTPException:
 
 async def current_actor(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     if credentials is None:
@@ -31,19 +34,35 @@ async def current_actor(
         claims = decode_token(secret, credentials.credentials)
     except InvalidToken as exc:
         raise forbidden(str(exc)) from None
-    user = await _user(session, claims.user_id)
+    if not id_in_range(claims.user_id):
+        raise forbidden("Invalid or expired token.")
+    directory: UserDirectory = request.app.state.users
+    user = await directory.get(claims.user_id)
     # A token names the kind of account it was issued to; a mismatch is a forged or stale token.
     if user is None or (claims.kind is not None and claims.kind != user.kind):
         raise forbidden("Invalid or expired token.")
     # Reference-format tokens carry no version: they stop working once a user's tokens are revoked.
     if (claims.token_version or 1) != user.token_version:
         raise forbidden("This token has been revoked; log in again.")
-    # A node's identity: the header when it sends one, else its own node token's name.
-    node_id = request.headers.get("x-node-id") or (user.username if user.kind == "node" else None)
     return Actor(
-        user_id=user.id, name=user.username, is_admin=user.is_admin, kind=user.kind, node_id=node_id
+        user_id=user.id,
+        name=user.username,
+        is_admin=user.is_admin,
+        kind=user.kind,
+        node_id=node_identity(user, request.headers.get(NODE_HEADER)),
     )
 
 
-async def _user(session: AsyncSession, user_id: int) -> User | None:
-    return await session.get(User, user_id)
+def node_identity(user: KnownUser, header: str | None) -> str | None:
+    """A node is who its token says. `X-Node-Id` only names a part of that node (one of
+    several builder processes sharing a token): `node/builder-2`, never another node.
+    Administrators, who may call node endpoints to debug, name the node they act as."""
+    if header is not None and (not header or len(header) > NODE_ID_MAX or not header.isprintable()):
+        raise Invalid(f"X-Node-Id must be 1 to {NODE_ID_MAX} printable characters.")
+    if user.kind == UserKind.NODE:
+        if header is None or header == user.username or header.startswith(f"{user.username}/"):
+            return header or user.username
+        return f"{user.username}/{header}"
+    if user.kind == UserKind.USER and user.is_admin:
+        return header or user.username
+    return None

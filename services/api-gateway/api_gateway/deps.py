@@ -1,4 +1,4 @@
-"""Dependencies of the routes: a read session, the RPC client, the Redis client."""
+"""Dependencies of the routes: a read session, the RPC client, Redis, the user cache."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_gateway.rpc_client import RpcClient
+from api_gateway.user_directory import UserDirectory
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -21,6 +22,11 @@ def rpc_client(request: Request) -> RpcClient:
     return client
 
 
+def user_directory(request: Request) -> UserDirectory:
+    directory: UserDirectory = request.app.state.users
+    return directory
+
+
 def redis_client(request: Request) -> Redis:
     client: Redis = request.app.state.redis
     return client
@@ -29,3 +35,4 @@ def redis_client(request: Request) -> Redis:
 SessionDep = Annotated[AsyncSession, Depends(read_session)]
 RpcDep = Annotated[RpcClient, Depends(rpc_client)]
 RedisDep = Annotated[Redis, Depends(redis_client)]
+UsersDep = Annotated[UserDirectory, Depends(user_directory)]

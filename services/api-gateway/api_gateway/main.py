@@ -12,12 +12,31 @@ from api_gateway.errors import install_error_handlers
 from api_gateway.routes import build_node, builds, health, platforms, projects, users
 from api_gateway.rpc_client import RpcClient
 from api_gateway.settings import GatewaySettings
+from api_gateway.user_directory import UserDirectory
+from shared.contracts.build_node import BUILD_DONE, GET_TASK
+from shared.contracts.builds import CREATE_BUILD, DELETE_BUILD, RESTART_FAILED
+from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
 from shared.contracts.topology import Topology
+from shared.contracts.users import LOGIN_GITHUB, REVOKE_TOKENS, SET_ADMIN
 from shared.db.session import create_engine, create_session_factory
 from shared.logs import setup_logging
 from shared.settings import load_settings
 
 log = logging.getLogger("api_gateway")
+
+# Every RPC the gateway sends; /healthz and fail-fast watch their consumers.
+WATCHED_RPCS = (
+    GET_TASK,
+    BUILD_DONE,
+    CREATE_BUILD,
+    RESTART_FAILED,
+    DELETE_BUILD,
+    CREATE_PLATFORM,
+    MODIFY_PLATFORM,
+    LOGIN_GITHUB,
+    SET_ADMIN,
+    REVOKE_TOKENS,
+)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -25,24 +44,46 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=10)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         app.state.settings = settings
         app.state.sessions = create_session_factory(engine)
-        app.state.redis = Redis.from_url(settings.redis_url)
-        app.state.rpc = RpcClient(
-            settings.amqp_url, Topology(settings.amqp_prefix), timeout=settings.rpc_timeout_seconds
+        app.state.users = UserDirectory(
+            app.state.sessions, settings.database_url, ttl=settings.auth_cache_seconds
         )
+        app.state.redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+        app.state.rpc = RpcClient(
+            settings.amqp_url,
+            Topology(settings.amqp_prefix),
+            timeout=settings.rpc_timeout_seconds,
+            watched=WATCHED_RPCS,
+            check_interval=settings.rpc_consumer_check_seconds,
+        )
+        await app.state.users.start()
         await app.state.rpc.start()
         log.info("gateway ready on http://%s:%s", settings.host, settings.port)
         try:
             yield
         finally:
             await app.state.rpc.stop()
+            await app.state.users.stop()
             await app.state.redis.aclose()
             await engine.dispose()
             log.info("gateway stopped")
 
-    app = FastAPI(title="ALBS control plane API", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="ALBS control plane API",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(platforms.router)

@@ -4,21 +4,28 @@ FastStream's `broker.request()` holds one lock per process for each round trip, 
 every RPC of a gateway would wait for the one before it. Here one consumer on
 RabbitMQ's direct reply-to pseudo-queue serves all calls; each call waits on its
 own future, found again by correlation id. See docs/decisions/0001-rpc-client.md.
+
+It also watches how many consumers each RPC queue has (a passive declare every second on
+a channel of its own), so a call that nobody could answer fails at once with 503 instead
+of after the whole timeout (docs/decisions/0011-request-path.md).
 """
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
+from aio_pika.exceptions import AMQPError, ChannelClosed, DeliveryError, PublishError
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts.messages import Event, RpcReply, RpcSpec
@@ -32,7 +39,15 @@ Res = TypeVar("Res", bound=BaseModel)
 
 
 class RpcClient:
-    def __init__(self, amqp_url: str, topology: Topology, *, timeout: float) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        topology: Topology,
+        *,
+        timeout: float,
+        watched: Sequence[RpcSpec[Any, Any]] = (),
+        check_interval: float = 1.0,
+    ) -> None:
         self._url = amqp_url
         self._topology = topology
         self._timeout = timeout
@@ -40,6 +55,12 @@ class RpcClient:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
+        self._watched = {topology.rpc_queue(spec).name: spec.name for spec in watched}
+        self._check_interval = check_interval
+        # Consumers per RPC queue as last seen; a queue missing here is not known yet.
+        self._consumers: dict[str, int] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._probe: AbstractConnection | None = None
 
     @property
     def connected(self) -> bool:
@@ -57,8 +78,21 @@ class RpcClient:
         self._events = await self._channel.declare_exchange(
             events.name, aio_pika.ExchangeType.TOPIC, durable=True
         )
+        if self._watched:
+            await self._count_consumers()
+            self._watcher = asyncio.create_task(self._watch_consumers(), name="rpc-consumers")
+
+    def consumers(self) -> dict[str, int | None]:
+        """Consumers of each watched RPC by name; None while unknown (RabbitMQ unreachable)."""
+        return {name: self._consumers.get(queue) for queue, name in self._watched.items()}
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await self._close_probe()
         for future in self._pending.values():
             future.cancel()
         if self._connection is not None:
@@ -100,6 +134,11 @@ class RpcClient:
         if self._channel is None:
             raise Unavailable("The gateway is not connected to RabbitMQ.")
         queue = self._topology.rpc_queue(spec).name
+        if self._consumers.get(queue) == 0:
+            raise Unavailable(
+                f"No service is taking {spec.name} requests right now (is it running?); "
+                "try again shortly."
+            )
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
@@ -130,6 +169,41 @@ class RpcClient:
             raise Unavailable(f"No service serves {queue} (is it running?).") from exc
         except (AMQPError, ConnectionError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
+
+    async def _watch_consumers(self) -> None:
+        while True:
+            await asyncio.sleep(self._check_interval)
+            await self._count_consumers()
+
+    async def _count_consumers(self) -> None:
+        """One round of passive declares on a plain connection of its own: a declare of a
+        missing queue closes its channel, which a robust channel would try to restore."""
+        try:
+            if self._probe is None or self._probe.is_closed:
+                self._probe = await aio_pika.connect(self._url, timeout=self._check_interval)
+            channel = await self._probe.channel(publisher_confirms=False)
+            for queue in self._watched:
+                try:
+                    declared = await asyncio.wait_for(
+                        channel.declare_queue(queue, passive=True), self._check_interval
+                    )
+                except ChannelClosed:  # no such queue: nobody ever served it
+                    self._consumers[queue] = 0
+                    channel = await self._probe.channel(publisher_confirms=False)
+                    continue
+                result = declared.declaration_result
+                self._consumers[queue] = (result.consumer_count or 0) if result else 0
+            await channel.close()
+        except (AMQPError, ConnectionError, OSError, TimeoutError) as exc:
+            log.debug("rpc: cannot count consumers: %s", exc)
+            self._consumers.clear()
+            await self._close_probe()
+
+    async def _close_probe(self) -> None:
+        if self._probe is not None:
+            with contextlib.suppress(AMQPError, ConnectionError, OSError):
+                await self._probe.close()
+            self._probe = None
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id or "")

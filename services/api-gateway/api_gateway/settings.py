@@ -1,4 +1,4 @@
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ENV_PREFIX, CommonSettings, require_strong_secret
@@ -13,6 +13,16 @@ class GatewaySettings(CommonSettings):
     port: int = 8088
     jwt_secret: SecretStr
     rpc_timeout_seconds: float = 10.0
+    # The gateway's PostgreSQL connections: reads only, each held for one query's length.
+    db_pool_size: int = Field(default=5, ge=1, le=50)
+    db_max_overflow: int = Field(default=5, ge=0, le=50)
+    # How long a user behind a token stays cached; changes evict it at once (NOTIFY).
+    auth_cache_seconds: float = Field(default=60.0, ge=0)
+    # A request body larger than this answers 413 before it is read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # How often the gateway asks RabbitMQ whether each RPC queue has a consumer.
+    rpc_consumer_check_seconds: float = Field(default=1.0, gt=0)
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("jwt_secret")
     @classmethod

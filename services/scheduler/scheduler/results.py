@@ -1,9 +1,10 @@
 """A node's build_done report: first report wins, repeats are harmless, contradictions are 409.
 
-Rule for late reports (docs/decisions/0002-leases.md): a node that names itself (X-Node-Id
-header or its own node token) and is no longer the task's assignee gets 409, which albs-node
-reads as "already done". A report from an unnamed node is accepted while the task is
-started or waiting to be retried; once a task has finished, only the same outcome is 200.
+Rule for late reports (docs/decisions/0002-leases.md, 0011-request-path.md): only the node
+that holds (or last held) the task may report it; any other node gets 409, which albs-node
+reads as "already done", also after the task finished. The holder's report is accepted
+while the task is started or waiting to be retried; once it finished, only the same
+outcome is 200.
 """
 
 from sqlalchemy import select
@@ -42,6 +43,7 @@ async def record_build_done(
     if task is None:
         raise NotFound(f"Build task {report.task_id} is not found")
     outcome = STATUS_OF_REPORT[report.status]
+    _check_reporter(task, actor)
     if task.status in FINISHED_STATUSES:
         if task.status == outcome:
             return BuildDoneReply(ok=True)
@@ -49,7 +51,6 @@ async def record_build_done(
             f"Build task {task.id} already finished as "
             f"{BuildTaskStatus(task.status).name.lower()}; this report says {report.status}"
         )
-    _check_reporter(task, actor)
     task.status = outcome
     task.finished_at = utcnow()
     task.lease_expires_at = None
@@ -71,10 +72,8 @@ async def record_build_done(
 def _check_reporter(task: BuildTask, actor: Actor) -> None:
     if task.attempt == 0:
         raise Conflict(f"Build task {task.id} has not been given to any node yet")
-    if actor.node_id and task.node_id and actor.node_id != task.node_id:
-        raise Conflict(
-            f"Build task {task.id} was given to another node after this node's lease expired"
-        )
+    if task.node_id is not None and actor.node_id != task.node_id:
+        raise Conflict(f"Build task {task.id} is held by another node, not {actor.node_id}")
 
 
 def _unique_artifacts(report: BuildDone) -> list[ReportedArtifact]:

@@ -1,6 +1,6 @@
 """/api/v1/build_node: what albs-node calls (CLIENTS.md §2)."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api_gateway.deps import RpcDep
 from api_gateway.policy import BuildNode
@@ -16,6 +16,8 @@ from shared.contracts.build_node import (
     ReportBuildDone,
     Task,
 )
+from shared.db.queries.build_tasks import held_by_other_nodes
+from shared.errors import Conflict
 
 router = APIRouter(prefix="/api/v1/build_node", tags=["build node"])
 
@@ -28,9 +30,16 @@ async def get_task(body: GetTaskRequest, node: BuildNode, rpc: RpcDep) -> Task |
 
 
 @router.post("/ping", response_model=None)
-async def ping(body: PingRequest, node: BuildNode, rpc: RpcDep) -> None:
-    if body.active_tasks:
-        await rpc.publish_event(NodePinged(active_tasks=body.active_tasks, node_id=node.node_id))
+async def ping(body: PingRequest, node: BuildNode, rpc: RpcDep, request: Request) -> None:
+    """Extends the leases of this node's tasks; tasks another node holds are refused (409)
+    after this node's own leases were extended."""
+    if not body.active_tasks:
+        return
+    async with request.app.state.sessions() as session:
+        foreign = await held_by_other_nodes(session, body.active_tasks, node.node_id or "")
+    await rpc.publish_event(NodePinged(active_tasks=body.active_tasks, node_id=node.node_id))
+    if foreign:
+        raise Conflict(f"Build tasks {foreign} are held by another node, not {node.node_id}")
 
 
 @router.post("/build_done", response_model=BuildDoneReply)

@@ -5,7 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from api_gateway.deps import RpcDep, SessionDep
+from api_gateway.params import BuildId
 from api_gateway.policy import People
+from shared.contracts.bounds import INT32_MAX
 from shared.contracts.builds import (
     CREATE_BUILD,
     DELETE_BUILD,
@@ -32,14 +34,16 @@ async def create_build(body: BuildCreate, actor: People, rpc: RpcDep) -> BuildOu
 async def list_builds(
     _: People,
     session: SessionDep,
-    page_number: Annotated[int, Query(alias="pageNumber", ge=1, description="1-based")],
+    page_number: Annotated[
+        int, Query(alias="pageNumber", ge=1, le=INT32_MAX, description="1-based")
+    ],
     page_size: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
 ) -> BuildsPage:
     return await queries.list_builds(session, page=page_number, page_size=page_size)
 
 
 @router.get("/{build_id}/", response_model=BuildOut)
-async def get_build(build_id: int, _: People, session: SessionDep) -> BuildOut:
+async def get_build(build_id: BuildId, _: People, session: SessionDep) -> BuildOut:
     build = await queries.get_build(session, build_id)
     if build is None:
         raise HTTPException(404, f"Build with build_id={build_id} is not found")
@@ -47,11 +51,11 @@ async def get_build(build_id: int, _: People, session: SessionDep) -> BuildOut:
 
 
 @router.patch("/{build_id}/restart-failed", response_model=None)
-async def restart_failed(build_id: int, actor: People, rpc: RpcDep) -> None:
+async def restart_failed(build_id: BuildId, actor: People, rpc: RpcDep) -> None:
     await rpc.call(RESTART_FAILED, BuildCommand(actor=actor, build_id=build_id))
 
 
 @router.delete("/{build_id}/remove", status_code=204, response_class=Response)
-async def remove_build(build_id: int, actor: People, rpc: RpcDep) -> Response:
+async def remove_build(build_id: BuildId, actor: People, rpc: RpcDep) -> Response:
     await rpc.call(DELETE_BUILD, BuildCommand(actor=actor, build_id=build_id))
     return Response(status_code=204)

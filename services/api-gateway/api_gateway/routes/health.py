@@ -1,4 +1,9 @@
-"""GET /healthz: is each backing server reachable? For load balancers; carries no data."""
+"""GET /healthz: can the gateway reach its servers, and does someone serve each RPC?
+
+`ok` (200): everything reachable and every RPC served. `degraded` (200): reads work but
+some RPC has no consumer (its service is down), so those commands answer 503 at once.
+`down` (503): PostgreSQL, RabbitMQ or Redis is unreachable. For load balancers; no data.
+"""
 
 import asyncio
 from collections.abc import Coroutine
@@ -35,11 +40,22 @@ async def _rabbitmq(request: Request) -> None:
         raise ConnectionError("not connected")
 
 
+def rpc_consumers(request: Request) -> dict[str, int | None]:
+    consumers: dict[str, int | None] = request.app.state.rpc.consumers()
+    return consumers
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
     names = ("postgresql", "rabbitmq", "redis")
     probes = (_postgresql(request), _rabbitmq(request), _redis(request))
     states = dict(zip(names, await asyncio.gather(*(_check(p) for p in probes)), strict=True))
-    healthy = all(state == "ok" for state in states.values())
-    body = {"status": "ok" if healthy else "degraded", **states}
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    consumers = rpc_consumers(request)
+    if any(state != "ok" for state in states.values()):
+        status = "down"
+    elif any(not count for count in consumers.values()):
+        status = "degraded"
+    else:
+        status = "ok"
+    body = {"status": status, **states, "rpc_consumers": consumers}
+    return JSONResponse(body, status_code=503 if status == "down" else 200)

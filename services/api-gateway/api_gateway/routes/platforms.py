@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from api_gateway.deps import RpcDep, SessionDep
+from api_gateway.params import Offset, PlatformId
 from api_gateway.policy import Admin, People
 from shared.contracts.platforms import (
     CREATE_PLATFORM,
@@ -26,13 +27,13 @@ async def list_platforms(
     _: People,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[PlatformSummary]:
     return await queries.list_platforms(session, limit=limit, offset=offset)
 
 
 @router.get("/{platform_id}/", response_model=PlatformDetail)
-async def get_platform(platform_id: int, _: People, session: SessionDep) -> PlatformDetail:
+async def get_platform(platform_id: PlatformId, _: People, session: SessionDep) -> PlatformDetail:
     platform = await queries.get_platform(session, platform_id)
     if platform is None:
         raise HTTPException(404, f"Platform with id={platform_id} is not found")

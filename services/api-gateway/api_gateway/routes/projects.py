@@ -6,7 +6,9 @@ from fastapi import APIRouter, Query, Request
 from redis.exceptions import RedisError
 
 from api_gateway.deps import RedisDep
+from api_gateway.params import SearchText
 from api_gateway.policy import People
+from shared.contracts.bounds import INT32_MAX
 from shared.contracts.projects import Project
 from shared.errors import Unavailable
 from shared.projects_cache import ProjectCache
@@ -21,8 +23,8 @@ async def list_alma_projects(
     _: People,
     request: Request,
     redis: RedisDep,
-    name: Annotated[str | None, Query(description="part of the project name")] = None,
-    page: Annotated[int | None, Query(ge=1)] = None,
+    name: Annotated[SearchText | None, Query(description="part of the project name")] = None,
+    page: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> list[Project]:
     """Sorted by name; every project unless `page` or `page_size` asks for one page."""

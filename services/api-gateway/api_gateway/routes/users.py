@@ -4,8 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from api_gateway.deps import RpcDep, SessionDep
+from api_gateway.deps import RpcDep, SessionDep, UsersDep
+from api_gateway.params import SearchText, UserId
 from api_gateway.policy import Admin, People, Public, SelfOrAdmin
+from shared.contracts.bounds import INT32_MAX
 from shared.contracts.users import (
     LOGIN_GITHUB,
     REVOKE_TOKENS,
@@ -33,10 +35,12 @@ async def login_github(body: GithubLogin, _: Public, rpc: RpcDep) -> LoginReply 
 async def find_user(
     _: People,
     session: SessionDep,
-    user_id: Annotated[int | None, Query(alias="id")] = None,
-    username: str | None = None,
-    name: Annotated[str | None, Query(description="The reference's name for `username`.")] = None,
-    email: str | None = None,
+    user_id: Annotated[int | None, Query(alias="id", ge=1, le=INT32_MAX)] = None,
+    username: SearchText | None = None,
+    name: Annotated[
+        SearchText | None, Query(description="The reference's name for `username`.")
+    ] = None,
+    email: SearchText | None = None,
 ) -> UserOut:
     username = username if username is not None else name
     if user_id is None and username is None and email is None:
@@ -60,7 +64,7 @@ async def me(actor: People, session: SessionDep) -> UserAccount:
 async def all_users(
     _: People,
     session: SessionDep,
-    page: Annotated[int, Query(ge=1, description="1-based")] = 1,
+    page: Annotated[int, Query(ge=1, le=INT32_MAX, description="1-based")] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 100,
 ) -> list[UserOut]:
     """People, oldest first; a plain list as the Dec-2021 frontend reads it."""
@@ -69,12 +73,22 @@ async def all_users(
 
 @router.put("/{user_id}/admin", response_model=UserAccount)
 async def set_admin(
-    user_id: int, body: Annotated[AdminFlag, Body()], actor: Admin, rpc: RpcDep
+    user_id: UserId,
+    body: Annotated[AdminFlag, Body()],
+    actor: Admin,
+    rpc: RpcDep,
+    users: UsersDep,
 ) -> UserAccount | None:
     command = SetAdmin(actor=actor, user_id=user_id, is_admin=body.is_admin)
-    return await rpc.call(SET_ADMIN, command)
+    account = await rpc.call(SET_ADMIN, command)
+    users.evict(user_id)  # this gateway at once; the others on PostgreSQL's notice
+    return account
 
 
 @router.post("/{user_id}/revoke-tokens", response_model=UserAccount)
-async def revoke_tokens(user_id: int, actor: SelfOrAdmin, rpc: RpcDep) -> UserAccount | None:
-    return await rpc.call(REVOKE_TOKENS, RevokeTokens(actor=actor, user_id=user_id))
+async def revoke_tokens(
+    user_id: UserId, actor: SelfOrAdmin, rpc: RpcDep, users: UsersDep
+) -> UserAccount | None:
+    account = await rpc.call(REVOKE_TOKENS, RevokeTokens(actor=actor, user_id=user_id))
+    users.evict(user_id)
+    return account
