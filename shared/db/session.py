@@ -39,6 +39,7 @@ def create_engine(
     pool_size: int = 10,
     max_overflow: int | None = None,
     limits: DbLimits | None = None,
+    application_name: str = "albs",
 ) -> AsyncEngine:
     """An engine that opens at most `pool_size + max_overflow` connections (default 2 x size)."""
     limits = limits or DbLimits()
@@ -51,6 +52,8 @@ def create_engine(
         connect_args={
             "timeout": limits.connect_timeout,
             "server_settings": {
+                # Names the process in pg_stat_activity, so an operator sees who holds what.
+                "application_name": application_name,
                 "statement_timeout": _ms(limits.statement_timeout),
                 "lock_timeout": _ms(limits.lock_timeout),
                 "idle_in_transaction_session_timeout": _ms(limits.idle_in_transaction_timeout),

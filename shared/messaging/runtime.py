@@ -42,7 +42,9 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
         default_channel=Channel(prefetch_count=PREFETCH),
     )
     topology = Topology(settings.amqp_prefix)
-    engine = create_engine(settings.database_url, pool_size=pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=pool_size, application_name=f"albs-{name}"
+    )
     sessions = create_session_factory(engine)
     relay = OutboxRelay(sessions, broker, topology, database_url=settings.database_url)
     return ServiceRuntime(name, settings, broker, topology, engine, sessions, relay)

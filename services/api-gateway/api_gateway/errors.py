@@ -100,9 +100,8 @@ class CatchAll:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            if started:
-                log.error("error after the response started", exc_info=exc)
-                return
+            if started:  # too late to answer; the outer layers know what it means
+                raise
             await internal_error(exc)(scope, receive, send)
 
 

@@ -13,6 +13,7 @@ of after the whole timeout (docs/decisions/0011-request-path.md).
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from shared.errors import Unavailable, error_for_status
 log = logging.getLogger(__name__)
 
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
+RECHECK_AFTER = 0.25  # seconds: a count older than this is looked at again before a refusal
 Res = TypeVar("Res", bound=BaseModel)
 
 
@@ -61,6 +63,8 @@ class RpcClient:
         self._consumers: dict[str, int] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._probe: AbstractConnection | None = None
+        self._checked_at = 0.0
+        self._recheck = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -134,7 +138,7 @@ class RpcClient:
         if self._channel is None:
             raise Unavailable("The gateway is not connected to RabbitMQ.")
         queue = self._topology.rpc_queue(spec).name
-        if self._consumers.get(queue) == 0:
+        if self._consumers.get(queue) == 0 and await self._still_no_consumer(queue):
             raise Unavailable(
                 f"No service is taking {spec.name} requests right now (is it running?); "
                 "try again shortly."
@@ -170,6 +174,14 @@ class RpcClient:
         except (AMQPError, ConnectionError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
+    async def _still_no_consumer(self, queue: str) -> bool:
+        """Look again before refusing: a service may have started since the last round.
+        One look at a time, whatever the number of waiting calls."""
+        async with self._recheck:
+            if time.monotonic() - self._checked_at > RECHECK_AFTER:
+                await self._count_consumers()
+        return self._consumers.get(queue) == 0
+
     async def _watch_consumers(self) -> None:
         while True:
             await asyncio.sleep(self._check_interval)
@@ -194,6 +206,7 @@ class RpcClient:
                 result = declared.declaration_result
                 self._consumers[queue] = (result.consumer_count or 0) if result else 0
             await channel.close()
+            self._checked_at = time.monotonic()
         except (AMQPError, ConnectionError, OSError, TimeoutError) as exc:
             log.debug("rpc: cannot count consumers: %s", exc)
             self._consumers.clear()
