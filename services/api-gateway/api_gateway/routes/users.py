@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from fastapi.exceptions import RequestValidationError
 
 from api_gateway.deps import RpcDep, SessionDep, UsersDep
 from api_gateway.params import SearchText, UserId
@@ -21,7 +22,7 @@ from shared.contracts.users import (
     UserOut,
 )
 from shared.db.queries import users as queries
-from shared.errors import Invalid, NotFound
+from shared.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -44,7 +45,16 @@ async def find_user(
 ) -> UserOut:
     username = username if username is not None else name
     if user_id is None and username is None and email is None:
-        raise Invalid("Give one of the query parameters id, username (or name), email.")
+        # Shaped as every other 422, as the OpenAPI document promises.
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "id"),
+                    "msg": "Give one of the query parameters id, username (or name), email.",
+                    "type": "missing",
+                }
+            ]
+        )
     user = await queries.find_user(session, user_id=user_id, username=username, email=email)
     if user is None:
         wanted = user_id if user_id is not None else username if username is not None else email
