@@ -3,8 +3,10 @@
 import sys
 from typing import TypeVar
 
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.db.session import DbLimits
 
 ENV_PREFIX = "ALBS_"
 
@@ -27,6 +29,22 @@ class CommonSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "albs"
     log_level: str = "INFO"
+    # PostgreSQL connections of one process: `db_pool_size + db_max_overflow` at most
+    # (docs/decisions/0011-request-path.md has the budget of a whole deployment).
+    db_pool_size: int = Field(default=5, ge=1, le=50)
+    db_max_overflow: int = Field(default=2, ge=0, le=50)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_lock_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    def db_limits(self) -> DbLimits:
+        return DbLimits(
+            pool_timeout=self.db_pool_timeout_seconds,
+            connect_timeout=self.db_connect_timeout_seconds,
+            statement_timeout=self.db_statement_timeout_seconds,
+            lock_timeout=self.db_lock_timeout_seconds,
+        )
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -43,7 +43,11 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
     )
     topology = Topology(settings.amqp_prefix)
     engine = create_engine(
-        settings.database_url, pool_size=pool_size, application_name=f"albs-{name}"
+        settings.database_url,
+        pool_size=pool_size,
+        max_overflow=settings.db_max_overflow,
+        limits=settings.db_limits(),
+        application_name=f"albs-{name}",
     )
     sessions = create_session_factory(engine)
     relay = OutboxRelay(sessions, broker, topology, database_url=settings.database_url)

@@ -48,6 +48,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            limits=settings.db_limits(),
             application_name="albs-gateway",
         )
         app.state.settings = settings

@@ -13,8 +13,7 @@ class GatewaySettings(CommonSettings):
     port: int = 8088
     jwt_secret: SecretStr
     rpc_timeout_seconds: float = 10.0
-    # The gateway's PostgreSQL connections: reads only, each held for one query's length.
-    db_pool_size: int = Field(default=5, ge=1, le=50)
+    # Reads only, each connection held for one query's length, never across an RPC.
     db_max_overflow: int = Field(default=5, ge=0, le=50)
     # How long a user behind a token stays cached; changes evict it at once (NOTIFY).
     auth_cache_seconds: float = Field(default=60.0, ge=0)

@@ -11,4 +11,3 @@ class SchedulerSettings(CommonSettings):
     # How long a started task stays with its node without a ping (albs-node pings every 60 s).
     lease_seconds: int = 300
     reaper_interval_seconds: float = 15.0
-    db_pool_size: int = 5
