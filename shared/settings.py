@@ -33,7 +33,9 @@ class CommonSettings(BaseSettings):
     # (docs/decisions/0011-request-path.md has the budget of a whole deployment).
     db_pool_size: int = Field(default=5, ge=1, le=50)
     db_max_overflow: int = Field(default=2, ge=0, le=50)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A service's handlers queue for a connection (backpressure); the gateway answers 503
+    # sooner (its own default is 5 s).
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
     db_lock_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -4,7 +4,8 @@ import logging
 from collections.abc import Awaitable
 
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.contracts.messages import RpcReply
 from shared.errors import AlbsError
@@ -18,7 +19,7 @@ async def reply(outcome: Awaitable[BaseModel | list[BaseModel] | None]) -> RpcRe
         return RpcReply.success(await outcome)
     except AlbsError as exc:
         return RpcReply.failure(exc.status_code, exc.detail)
-    except (OperationalError, OSError) as exc:
+    except (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError) as exc:
         log.warning("rpc: dependency unavailable: %s", exc)
         return RpcReply.failure(503, "A backing service is unavailable; try again shortly.")
     except Exception:

@@ -15,6 +15,7 @@ class GatewaySettings(CommonSettings):
     rpc_timeout_seconds: float = 10.0
     # Reads only, each connection held for one query's length, never across an RPC.
     db_max_overflow: int = Field(default=5, ge=0, le=50)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # How long a user behind a token stays cached; changes evict it at once (NOTIFY).
     auth_cache_seconds: float = Field(default=60.0, ge=0)
     # A request body larger than this answers 413 before it is read.
