@@ -82,6 +82,7 @@ async def test_bumping_the_token_version_revokes_earlier_tokens(
     for revoked in (token, legacy):
         # The gateway learns of the change from PostgreSQL's notice, within moments.
         answer = await eventually(functools.partial(_refused, api, revoked), timeout=5)
+        assert answer is not None
         assert "revoked" in answer.json()["detail"]
     assert (await api.get(URL, headers=bearer(await make_token("dave")))).status_code == 200
 
