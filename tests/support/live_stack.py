@@ -5,9 +5,10 @@ and RabbitMQ prefix, so the in-process services of the integration tests never a
 its messages (nor it theirs).
 """
 
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,9 @@ class LiveStack:
     env: dict[str, str]
     processes: list[ServiceProcess]
     sessions: SessionFactory
+
+    def process(self, name: str) -> ServiceProcess:
+        return next(p for p in self.processes if p.name == name)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in self.processes)
@@ -68,22 +72,30 @@ def live_env(servers: Servers, run_id: str) -> Iterator[dict[str, str]]:
 async def live_stack(
     live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LiveStack]:
-    port = free_port()
     env = {
         **live_env,
         **pulp_env(),
-        "ALBS_PORT": str(port),
         "ALBS_LEASE_SECONDS": str(LEASE_SECONDS),
         "ALBS_REAPER_INTERVAL_SECONDS": "0.5",
     }
-    logs = Path(tmp_path_factory.mktemp("live-stack"))
+    services = [
+        *((f"scheduler-{n}", "albs-scheduler") for n in range(1, SCHEDULER_REPLICAS + 1)),
+        ("artifacts", "albs-artifacts"),
+    ]
+    async with running_stack(env, tmp_path_factory.mktemp("live-stack"), services) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    env: dict[str, str], logs: Path, services: Sequence[tuple[str, str]]
+) -> AsyncIterator[LiveStack]:
+    """A gateway on a free port and these (name, script) services, stopped at the end."""
+    port = free_port()
+    env = {**env, "ALBS_PORT": str(port)}
     processes = [
         service("gateway", "albs-gateway", env, logs),
-        *(
-            service(f"scheduler-{n}", "albs-scheduler", env, logs)
-            for n in range(1, SCHEDULER_REPLICAS + 1)
-        ),
-        service("artifacts", "albs-artifacts", env, logs),
+        *(service(name, script, env, logs) for name, script in services),
     ]
     engine = create_engine(env["ALBS_DATABASE_URL"], pool_size=5)
     for process in processes:
@@ -96,7 +108,8 @@ async def live_stack(
         yield LiveStack(url, env, processes, create_session_factory(engine))
     finally:
         for process in processes:
-            process.stop()
+            if process.process is not None:
+                process.stop()
         await engine.dispose()
 
 
