@@ -42,6 +42,7 @@ class Record:
     received: list[int] = field(default_factory=list)
     answers: Counter[int] = field(default_factory=Counter)
     unavailable: int = 0  # 503s while the replica was gone (retried, as albs-node does)
+    first_at: float | None = None  # when the first task was handed out (repositories ready)
 
 
 async def node_loop(
@@ -61,6 +62,7 @@ async def node_loop(
             await asyncio.sleep(random.uniform(0.2, 0.4))
             continue
         record.received.append(task["id"])
+        record.first_at = record.first_at or time.monotonic()
         report = {"task_id": task["id"], "status": "done", "artifacts": []}
         for _ in range(BUILD_DONE_TRIES):
             done = await client.post(f"{NODE}/build_done", json=report, headers=headers)
@@ -129,6 +131,7 @@ async def test_killing_a_replica_loses_no_task_and_hands_none_out_twice(
 
             remaining = RUN_TIMEOUT - (time.monotonic() - started)
             await eventually(all_finished, timeout=max(remaining, 1.0), every=1.0)
+            ended = time.monotonic()
         finally:
             stop.set()
             await asyncio.gather(*nodes, return_exceptions=True)
@@ -176,5 +179,7 @@ async def test_killing_a_replica_loses_no_task_and_hands_none_out_twice(
     print(  # shown with -rA: what the kill did to this run
         f"killed {VICTIM} after {killed_at} hand-outs; {lost} claims recovered by lease "
         f"expiry, {sum(t.attempt for t in tasks) - len(tasks)} re-attempts, "
-        f"{record.unavailable} answers 503 (retried), build_done answers {dict(record.answers)}"
+        f"{record.unavailable} answers 503 (retried), build_done answers {dict(record.answers)}; "
+        f"first task after {(record.first_at or ended) - started:.1f} s, "
+        f"all done after {ended - started:.1f} s"
     )
