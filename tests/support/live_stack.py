@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,7 +105,7 @@ async def running_stack(
         for process in processes:
             process.wait_ready()
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url)
+        _wait_healthy(url, {prefix for _, script in services for prefix in SERVES.get(script, ())})
         yield LiveStack(url, env, processes, create_session_factory(engine))
     finally:
         for process in processes:
@@ -113,12 +114,24 @@ async def running_stack(
         await engine.dispose()
 
 
-def _wait_healthy(url: str) -> None:
-    for _ in range(100):
+# The RPCs each service answers, by name prefix (shared/contracts: RpcSpec names).
+SERVES = {"albs-scheduler": ("build.", "build_node.", "platform."), "albs-auth": ("auth.",)}
+
+
+def _wait_healthy(url: str, served: set[str]) -> None:
+    """Until /healthz answers and the gateway has seen a consumer for every RPC this stack
+    serves: it fails fast (503) for an RPC it believes nobody serves."""
+    body: Any = None
+    for _ in range(150):
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            answer = httpx.get(f"{url}/healthz", timeout=2)
+            body = answer.json()
+            consumers: dict[str, int | None] = body.get("rpc_consumers", {})
+            if answer.status_code == 200 and all(
+                count for name, count in consumers.items() if name.startswith(tuple(served))
+            ):
                 return
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"the gateway at {url} never became healthy")
+    raise RuntimeError(f"the gateway at {url} never became healthy: {body}")
