@@ -88,8 +88,16 @@ class OutboxRelay:
             return len(rows)
 
     async def start(self) -> None:
-        await self._listen()
+        await self._try_listen()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def _try_listen(self) -> None:
+        """A busy PostgreSQL (no connection slot left) must not stop the service at start:
+        the relay polls every `idle_poll` seconds meanwhile and tries LISTEN again each time."""
+        try:
+            await self._listen()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("outbox relay: cannot LISTEN yet (%s); polling meanwhile", exc)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -114,6 +122,8 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
+            if self._listener is None:
+                await self._try_listen()
             try:
                 while await self.publish_pending() == self._batch_size:
                     pass

@@ -4,10 +4,9 @@ import logging
 from collections.abc import Awaitable
 
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.contracts.messages import RpcReply
+from shared.db.failures import database_unavailable
 from shared.errors import AlbsError
 
 log = logging.getLogger(__name__)
@@ -19,9 +18,9 @@ async def reply(outcome: Awaitable[BaseModel | list[BaseModel] | None]) -> RpcRe
         return RpcReply.success(await outcome)
     except AlbsError as exc:
         return RpcReply.failure(exc.status_code, exc.detail)
-    except (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError) as exc:
-        log.warning("rpc: dependency unavailable: %s", exc)
-        return RpcReply.failure(503, "A backing service is unavailable; try again shortly.")
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OSError | TimeoutError) or database_unavailable(exc):
+            log.warning("rpc: dependency unavailable: %s", str(exc).splitlines()[0][:300])
+            return RpcReply.failure(503, "A backing service is unavailable; try again shortly.")
         log.exception("rpc: handler failed")
         return RpcReply.failure(500, "Internal error; it has been logged.")

@@ -5,11 +5,13 @@ and RabbitMQ prefix, so the in-process services of the integration tests never a
 its messages (nor it theirs).
 """
 
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +36,9 @@ class LiveStack:
     env: dict[str, str]
     processes: list[ServiceProcess]
     sessions: SessionFactory
+
+    def process(self, name: str) -> ServiceProcess:
+        return next(p for p in self.processes if p.name == name)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in self.processes)
@@ -68,22 +73,30 @@ def live_env(servers: Servers, run_id: str) -> Iterator[dict[str, str]]:
 async def live_stack(
     live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LiveStack]:
-    port = free_port()
     env = {
         **live_env,
         **pulp_env(),
-        "ALBS_PORT": str(port),
         "ALBS_LEASE_SECONDS": str(LEASE_SECONDS),
         "ALBS_REAPER_INTERVAL_SECONDS": "0.5",
     }
-    logs = Path(tmp_path_factory.mktemp("live-stack"))
+    services = [
+        *((f"scheduler-{n}", "albs-scheduler") for n in range(1, SCHEDULER_REPLICAS + 1)),
+        ("artifacts", "albs-artifacts"),
+    ]
+    async with running_stack(env, tmp_path_factory.mktemp("live-stack"), services) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    env: dict[str, str], logs: Path, services: Sequence[tuple[str, str]]
+) -> AsyncIterator[LiveStack]:
+    """A gateway on a free port and these (name, script) services, stopped at the end."""
+    port = free_port()
+    env = {**env, "ALBS_PORT": str(port)}
     processes = [
         service("gateway", "albs-gateway", env, logs),
-        *(
-            service(f"scheduler-{n}", "albs-scheduler", env, logs)
-            for n in range(1, SCHEDULER_REPLICAS + 1)
-        ),
-        service("artifacts", "albs-artifacts", env, logs),
+        *(service(name, script, env, logs) for name, script in services),
     ]
     engine = create_engine(env["ALBS_DATABASE_URL"], pool_size=5)
     for process in processes:
@@ -92,20 +105,33 @@ async def live_stack(
         for process in processes:
             process.wait_ready()
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url)
+        _wait_healthy(url, {prefix for _, script in services for prefix in SERVES.get(script, ())})
         yield LiveStack(url, env, processes, create_session_factory(engine))
     finally:
         for process in processes:
-            process.stop()
+            if process.process is not None:
+                process.stop()
         await engine.dispose()
 
 
-def _wait_healthy(url: str) -> None:
-    for _ in range(100):
+# The RPCs each service answers, by name prefix (shared/contracts: RpcSpec names).
+SERVES = {"albs-scheduler": ("build.", "build_node.", "platform."), "albs-auth": ("auth.",)}
+
+
+def _wait_healthy(url: str, served: set[str]) -> None:
+    """Until /healthz answers and the gateway has seen a consumer for every RPC this stack
+    serves: it fails fast (503) for an RPC it believes nobody serves."""
+    body: Any = None
+    for _ in range(150):
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            answer = httpx.get(f"{url}/healthz", timeout=2)
+            body = answer.json()
+            consumers: dict[str, int | None] = body.get("rpc_consumers", {})
+            if answer.status_code == 200 and all(
+                count for name, count in consumers.items() if name.startswith(tuple(served))
+            ):
                 return
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"the gateway at {url} never became healthy")
+    raise RuntimeError(f"the gateway at {url} never became healthy: {body}")

@@ -27,10 +27,13 @@ class ServiceProcess:
     log_path: Path
     ready_text: str
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    # Where this start's output begins in the log (a restarted service appends to it).
+    log_offset: int = field(default=0, init=False)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
             env={**os.environ, **self.env},
@@ -42,10 +45,21 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_since_start(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.ready_text in self.log():
+            if self.ready_text in self.log_since_start():
                 return
             if self.process is not None and self.process.poll() is not None:
                 break
@@ -63,6 +77,12 @@ class ServiceProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             raise RuntimeError(f"{self.name} ignored SIGTERM for {timeout} s") from None
+
+    def kill(self) -> int:
+        """SIGKILL to the whole process group, as a crash or the OOM killer: no clean-up at all."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.wait(10)
 
 
 def service(name: str, script: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:

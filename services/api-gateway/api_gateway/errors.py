@@ -18,10 +18,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db.failures import database_unavailable
 from shared.errors import AlbsError
 
 log = logging.getLogger("api_gateway.errors")
@@ -64,9 +65,9 @@ def _unavailable(server: str) -> Handler:
 
 
 async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Connection and timeout failures are 503; any other database error is our bug."""
+    """Connection, capacity and timeout failures are 503; any other database error is our bug."""
     assert isinstance(exc, DBAPIError)
-    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+    if database_unavailable(exc):
         return await _unavailable("postgresql")(request, exc)
     return internal_error(exc)
 

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 
 from api_gateway.deps import RpcDep
 from api_gateway.policy import BuildNode
+from api_gateway.responses import BODY, COMMON, errors
 from shared.contracts.build_node import (
     BUILD_DONE,
     GET_TASK,
@@ -19,7 +20,9 @@ from shared.contracts.build_node import (
 from shared.db.queries.build_tasks import held_by_other_nodes
 from shared.errors import Conflict
 
-router = APIRouter(prefix="/api/v1/build_node", tags=["build node"])
+router = APIRouter(
+    prefix="/api/v1/build_node", tags=["build node"], responses=errors(*COMMON, *BODY)
+)
 
 
 # albs-node sends a GET with a JSON body; POST is accepted for clients and proxies that drop it.
@@ -29,7 +32,7 @@ async def get_task(body: GetTaskRequest, node: BuildNode, rpc: RpcDep) -> Task |
     return await rpc.call(GET_TASK, GetTask(actor=node, supported_arches=body.supported_arches))
 
 
-@router.post("/ping", response_model=None)
+@router.post("/ping", response_model=None, responses=errors(409))
 async def ping(body: PingRequest, node: BuildNode, rpc: RpcDep, request: Request) -> None:
     """Extends the leases of this node's tasks; tasks another node holds are refused (409)
     after this node's own leases were extended."""
@@ -42,6 +45,6 @@ async def ping(body: PingRequest, node: BuildNode, rpc: RpcDep, request: Request
         raise Conflict(f"Build tasks {foreign} are held by another node, not {node.node_id}")
 
 
-@router.post("/build_done", response_model=BuildDoneReply)
+@router.post("/build_done", response_model=BuildDoneReply, responses=errors(404, 409))
 async def build_done(body: BuildDone, node: BuildNode, rpc: RpcDep) -> BuildDoneReply | None:
     return await rpc.call(BUILD_DONE, ReportBuildDone(actor=node, report=body))

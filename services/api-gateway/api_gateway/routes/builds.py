@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from api_gateway.deps import RpcDep, SessionDep
 from api_gateway.params import BuildId
 from api_gateway.policy import People
+from api_gateway.responses import BODY, COMMON, errors
 from shared.contracts.bounds import INT32_MAX
 from shared.contracts.builds import (
     CREATE_BUILD,
@@ -20,12 +21,12 @@ from shared.contracts.builds import (
 )
 from shared.db.queries import builds as queries
 
-router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
+router = APIRouter(prefix="/api/v1/builds", tags=["builds"], responses=errors(*COMMON))
 
 PAGE_SIZE = 10  # the frontend computes its page count with 10
 
 
-@router.post("/", response_model=BuildOut)
+@router.post("/", response_model=BuildOut, responses=errors(404, *BODY))
 async def create_build(body: BuildCreate, actor: People, rpc: RpcDep) -> BuildOut | None:
     return await rpc.call(CREATE_BUILD, CreateBuild(actor=actor, build=body))
 
@@ -42,7 +43,7 @@ async def list_builds(
     return await queries.list_builds(session, page=page_number, page_size=page_size)
 
 
-@router.get("/{build_id}/", response_model=BuildOut)
+@router.get("/{build_id}/", response_model=BuildOut, responses=errors(404))
 async def get_build(build_id: BuildId, _: People, session: SessionDep) -> BuildOut:
     build = await queries.get_build(session, build_id)
     if build is None:
@@ -50,12 +51,14 @@ async def get_build(build_id: BuildId, _: People, session: SessionDep) -> BuildO
     return build
 
 
-@router.patch("/{build_id}/restart-failed", response_model=None)
+@router.patch("/{build_id}/restart-failed", response_model=None, responses=errors(404))
 async def restart_failed(build_id: BuildId, actor: People, rpc: RpcDep) -> None:
     await rpc.call(RESTART_FAILED, BuildCommand(actor=actor, build_id=build_id))
 
 
-@router.delete("/{build_id}/remove", status_code=204, response_class=Response)
+@router.delete(
+    "/{build_id}/remove", status_code=204, response_class=Response, responses=errors(404, 409)
+)
 async def remove_build(build_id: BuildId, actor: People, rpc: RpcDep) -> Response:
     await rpc.call(DELETE_BUILD, BuildCommand(actor=actor, build_id=build_id))
     return Response(status_code=204)

@@ -45,7 +45,10 @@ def rpc_consumers(request: Request) -> dict[str, int | None]:
     return consumers
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    responses={503: {"description": "PostgreSQL, RabbitMQ or Redis is unreachable (status down)"}},
+)
 async def healthz(request: Request) -> JSONResponse:
     names = ("postgresql", "rabbitmq", "redis")
     probes = (_postgresql(request), _rabbitmq(request), _redis(request))

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Query
 from api_gateway.deps import RpcDep, SessionDep
 from api_gateway.params import Offset, PlatformId
 from api_gateway.policy import Admin, People
+from api_gateway.responses import BODY, COMMON, errors
 from shared.contracts.platforms import (
     CREATE_PLATFORM,
     MODIFY_PLATFORM,
@@ -19,7 +20,7 @@ from shared.contracts.platforms import (
 )
 from shared.db.queries import platforms as queries
 
-router = APIRouter(prefix="/api/v1/platforms", tags=["platforms"])
+router = APIRouter(prefix="/api/v1/platforms", tags=["platforms"], responses=errors(*COMMON))
 
 
 @router.get("/", response_model=list[PlatformSummary])
@@ -32,7 +33,7 @@ async def list_platforms(
     return await queries.list_platforms(session, limit=limit, offset=offset)
 
 
-@router.get("/{platform_id}/", response_model=PlatformDetail)
+@router.get("/{platform_id}/", response_model=PlatformDetail, responses=errors(404))
 async def get_platform(platform_id: PlatformId, _: People, session: SessionDep) -> PlatformDetail:
     platform = await queries.get_platform(session, platform_id)
     if platform is None:
@@ -40,14 +41,14 @@ async def get_platform(platform_id: PlatformId, _: People, session: SessionDep) 
     return platform
 
 
-@router.post("/", response_model=PlatformSummary)
+@router.post("/", response_model=PlatformSummary, responses=errors(409, *BODY))
 async def create_platform(
     body: PlatformCreate, actor: Admin, rpc: RpcDep
 ) -> PlatformSummary | None:
     return await rpc.call(CREATE_PLATFORM, CreatePlatform(actor=actor, platform=body))
 
 
-@router.put("/", response_model=PlatformSummary)
+@router.put("/", response_model=PlatformSummary, responses=errors(404, 409, *BODY))
 async def modify_platform(
     body: PlatformModify, actor: Admin, rpc: RpcDep
 ) -> PlatformSummary | None:

@@ -8,12 +8,13 @@ from redis.exceptions import RedisError
 from api_gateway.deps import RedisDep
 from api_gateway.params import SearchText
 from api_gateway.policy import People
+from api_gateway.responses import COMMON, errors
 from shared.contracts.bounds import INT32_MAX
 from shared.contracts.projects import Project
 from shared.errors import Unavailable
 from shared.projects_cache import ProjectCache
 
-router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"], responses=errors(*COMMON))
 
 DEFAULT_PAGE_SIZE = 100
 

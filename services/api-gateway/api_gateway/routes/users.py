@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from api_gateway.deps import RpcDep, SessionDep, UsersDep
 from api_gateway.params import SearchText, UserId
 from api_gateway.policy import Admin, People, Public, SelfOrAdmin
+from api_gateway.responses import BODY, COMMON, errors
 from shared.contracts.bounds import INT32_MAX
 from shared.contracts.users import (
     LOGIN_GITHUB,
@@ -24,15 +25,15 @@ from shared.contracts.users import (
 from shared.db.queries import users as queries
 from shared.errors import NotFound
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=errors(*COMMON))
 
 
-@router.post("/login/github", response_model=LoginReply)
+@router.post("/login/github", response_model=LoginReply, responses=errors(409, 502, *BODY))
 async def login_github(body: GithubLogin, _: Public, rpc: RpcDep) -> LoginReply | None:
     return await rpc.call(LOGIN_GITHUB, body)
 
 
-@router.get("/", response_model=UserOut)
+@router.get("/", response_model=UserOut, responses=errors(404))
 async def find_user(
     _: People,
     session: SessionDep,
@@ -62,7 +63,7 @@ async def find_user(
     return user
 
 
-@router.get("/me", response_model=UserAccount)
+@router.get("/me", response_model=UserAccount, responses=errors(404))
 async def me(actor: People, session: SessionDep) -> UserAccount:
     account = await queries.get_account(session, actor.user_id)
     if account is None:  # deleted between the token check and this read
@@ -81,7 +82,7 @@ async def all_users(
     return await queries.list_people(session, limit=page_size, offset=(page - 1) * page_size)
 
 
-@router.put("/{user_id}/admin", response_model=UserAccount)
+@router.put("/{user_id}/admin", response_model=UserAccount, responses=errors(404, *BODY))
 async def set_admin(
     user_id: UserId,
     body: Annotated[AdminFlag, Body()],
@@ -95,7 +96,7 @@ async def set_admin(
     return account
 
 
-@router.post("/{user_id}/revoke-tokens", response_model=UserAccount)
+@router.post("/{user_id}/revoke-tokens", response_model=UserAccount, responses=errors(404))
 async def revoke_tokens(
     user_id: UserId, actor: SelfOrAdmin, rpc: RpcDep, users: UsersDep
 ) -> UserAccount | None:
