@@ -395,6 +395,8 @@ def build_watch(
             finished = sum(1 for t in build["tasks"] if t["status"] in FINISHED_TASK)
             progress.update(bar, total=len(build["tasks"]), completed=finished)
             live.update(watch_view(build, progress))
+    if not out.is_terminal:
+        out.line()  # Live leaves its last line open when it renders only once, at the end
     if build["status"] != "completed":
         reason = f": {build['failure_reason']}" if build.get("failure_reason") else ""
         fail(f"build {build_id} {build['status']}{reason}", EXIT_BUILD_FAILED)
