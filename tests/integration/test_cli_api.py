@@ -36,21 +36,44 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 NODE = "/api/v1/build_node"
 
 
-@pytest.fixture
-async def gateway_url(gateway: FastAPI, scheduler: FastStream) -> AsyncIterator[str]:
-    """The in-process gateway (its lifespan already entered) on a loopback port."""
-    port = free_port()
-    config = uvicorn.Config(
-        gateway, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    try:
+class Served:
+    """The in-process gateway (its lifespan already entered) served by uvicorn on a port."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning"
+        )
+        server = self._server = uvicorn.Server(config)
+        self._serving = asyncio.create_task(server.serve())
         await eventually(lambda: asyncio.sleep(0, result=server.started), timeout=10)
-        yield f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._serving, timeout=10)
+        self._server = self._serving = None
+
+
+@pytest.fixture
+async def served(gateway: FastAPI, scheduler: FastStream) -> AsyncIterator[Served]:
+    served = Served(gateway)
+    await served.start()
+    try:
+        yield served
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=10)
+        await served.stop()
+
+
+@pytest.fixture
+def gateway_url(served: Served) -> str:
+    return served.url
 
 
 class Cli:
@@ -294,3 +317,39 @@ def test_an_unreachable_gateway_is_one_line_without_a_traceback(tmp_path: Path) 
     assert done.stderr.startswith("albs: cannot reach the gateway at http://127.0.0.1:")
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_watch_rides_out_a_gateway_restart(
+    served: Served,
+    api: httpx.AsyncClient,
+    make_token: TokenMaker,
+    event_bus: EventBus,
+    sessions: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    cli = Cli(served.url, tmp_path)
+    admin = bearer(await make_token("cli-admin", admin=True))
+    user = token_of(bearer(await make_token("cli-user")))
+    node = bearer(await make_token("cli-node", kind=UserKind.NODE))
+    answer = await api.post(
+        "/api/v1/platforms/", json=platform_body("R-8", ["x86_64"]), headers=admin
+    )
+    assert answer.status_code == 200, answer.text
+    submitted = await cli(
+        user, "build", "submit", "--platform", "R-8:x86_64", "--ref", "https://g.example.org/r.git"
+    )
+    build_id = int(submitted.stdout.strip())
+    watching = asyncio.create_task(
+        cli(user, "build", "watch", str(build_id), "--interval", "0.2", "--patience", "30")
+    )
+    await asyncio.sleep(1)  # the watcher has seen the build queued
+    await served.stop()
+    # While no gateway listens, the build runs to completion.
+    await mark_ready(event_bus, sessions, build_id)
+    await work(api, node, event_bus, build_id, tasks=1)
+    await asyncio.sleep(1)
+    assert not watching.done()
+    await served.start()
+    watched = await asyncio.wait_for(watching, timeout=30)
+    assert watched.exit_code == 0, watched.output
+    assert f"build {build_id}: completed" in watched.stdout

@@ -63,7 +63,16 @@ err = Console(stderr=True)
 
 
 class ApiError(Exception):
-    """A refusal or an unreachable gateway, said in one line."""
+    """A refusal (`status` set) or an unreachable gateway (`status` None), said in one line."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """Worth another try: the gateway was unreachable, or a service behind it (503)."""
+        return self.status is None or self.status == 503
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,7 @@ class Api:
         message = f"{EXPLAIN.get(status, f'HTTP {status}')}: {_detail(answer)}"
         if status in (401, 403) and not self.target.token:
             message += " (no token: set ALBS_TOKEN or `token` in " + f"{config_path()})"
-        raise ApiError(message)
+        raise ApiError(message, status)
 
 
 def api(url: str | None) -> Api:
@@ -212,7 +221,7 @@ def platform_load(
                 summary = client.request("POST", "/platforms/", json=platform)
                 verb = "created"
             except ApiError as exc:
-                if not str(exc).startswith(EXPLAIN[409]):
+                if exc.status != 409:
                     fail(f"platform {platform['name']}: {exc}")
                 summary = call(client, "PUT", "/platforms/", json=platform)
                 verb = "updated"
@@ -381,11 +390,8 @@ def build_watch(
                     note = ""
                 except ApiError as exc:
                     # A gateway restart must not end a long watch; a refusal does at once.
-                    transient = "cannot reach" in str(exc) or str(exc).startswith(
-                        (EXPLAIN[503], "the gateway")
-                    )
                     failing_since = failing_since or time.monotonic()
-                    if not transient or time.monotonic() - failing_since > patience:
+                    if not exc.transient or time.monotonic() - failing_since > patience:
                         live.stop()
                         fail(str(exc))
                     note = f" (retrying: {exc})"
