@@ -295,6 +295,11 @@ async def test_refusals_are_one_line_each(
     assert usage.exit_code == 2
     assert "NAME:arch" in usage.output
 
+    config = tmp_path / "albs" / "cli.toml"
+    config.parent.mkdir()
+    config.write_text('url = "http://127.0.0.1:1"\ntoken = \n')
+    clean_failure(await cli(None, "build", "list"), 2, "cannot read the config file")
+
 
 def test_an_unreachable_gateway_is_one_line_without_a_traceback(tmp_path: Path) -> None:
     albs = Path(sys.executable).with_name("albs")

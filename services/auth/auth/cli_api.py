@@ -8,7 +8,7 @@ The config file is `ALBS_CLI_CONFIG`, else `$XDG_CONFIG_HOME/albs/cli.toml`
 (`~/.config/albs/cli.toml`), a TOML file with `url = "..."` and `token = "..."`.
 
 Exit codes: 0 success (for `build watch`: the build completed), 1 the build failed or was
-cancelled, 2 bad usage, 3 the gateway refused or could not be reached (one line on stderr
+cancelled, 2 bad usage or configuration, 3 the gateway refused or could not be reached (one line on stderr
 says why), 4 `build watch` gave up (`--timeout`).
 """
 
@@ -32,6 +32,7 @@ from rich.table import Table
 DEFAULT_URL = "http://127.0.0.1:8088"
 API = "/api/v1"
 EXIT_BUILD_FAILED = 1
+EXIT_USAGE = 2
 EXIT_API_ERROR = 3
 EXIT_TIMEOUT = 4
 # Build task statuses (shared/db/models/builds.py BuildTaskStatus) as people read them.
@@ -92,12 +93,12 @@ def config_path() -> Path:
 def read_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         if os.environ.get("ALBS_CLI_CONFIG"):
-            fail(f"ALBS_CLI_CONFIG names {path}, which is not a file")
+            fail(f"ALBS_CLI_CONFIG names {path}, which is not a file", code=EXIT_USAGE)
         return {}
     try:
         return tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        fail(f"cannot read the config file {path}: {exc}")
+        fail(f"cannot read the config file {path}: {exc}", code=EXIT_USAGE)
 
 
 def target(url: str | None) -> Target:
@@ -105,9 +106,11 @@ def target(url: str | None) -> Target:
     chosen = url or os.environ.get("ALBS_URL") or config.get("url") or DEFAULT_URL
     token = os.environ.get("ALBS_TOKEN") or config.get("token")
     if not isinstance(chosen, str) or not chosen.startswith(("http://", "https://")):
-        fail(f"the gateway URL must start with http:// or https://, not {chosen!r}")
+        fail(
+            f"the gateway URL must start with http:// or https://, not {chosen!r}", code=EXIT_USAGE
+        )
     if token is not None and not isinstance(token, str):
-        fail(f"`token` in {config_path()} must be a string")
+        fail(f"`token` in {config_path()} must be a string", code=EXIT_USAGE)
     return Target(chosen.rstrip("/"), token or None)
 
 
@@ -194,7 +197,7 @@ def platforms_in(path: Path) -> list[dict[str, Any]]:
     try:
         documents = list(yaml.safe_load_all(path.read_text()))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        fail(f"cannot read {path}: {exc}", code=2)
+        fail(f"cannot read {path}: {exc}", code=EXIT_USAGE)
     found: list[dict[str, Any]] = []
     for document in documents:
         items = document if isinstance(document, list) else [document]
@@ -202,10 +205,10 @@ def platforms_in(path: Path) -> list[dict[str, Any]]:
             if item is None:
                 continue
             if not isinstance(item, dict) or "name" not in item:
-                fail(f"{path}: every platform must be a mapping with a `name`", code=2)
+                fail(f"{path}: every platform must be a mapping with a `name`", code=EXIT_USAGE)
             found.append(item)
     if not found:
-        fail(f"{path} holds no platform", code=2)
+        fail(f"{path} holds no platform", code=EXIT_USAGE)
     return found
 
 
