@@ -78,6 +78,11 @@ class BuildTaskOut(WireModel):
     ref: BuildRefOut
     artifacts: list[BuildArtifactOut]
     error: str | None = None
+    # Added for watchers (`albs build watch`); the reference did not send these.
+    node_id: str | None = None
+    attempt: int | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class BuildOut(WireModel):

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api_gateway.errors import install_error_handlers
-from api_gateway.routes import build_node, builds, health, platforms, projects, users
+from api_gateway.routes import build_node, builds, health, platforms, projects, queue, users
 from api_gateway.rpc_client import RpcClient
 from api_gateway.settings import GatewaySettings
 from api_gateway.user_directory import UserDirectory
@@ -93,6 +93,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(build_node.router)
     app.include_router(users.router)
     app.include_router(projects.router)
+    app.include_router(queue.router)
     return app
 
 

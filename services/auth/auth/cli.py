@@ -6,6 +6,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from auth.cli_api import register as register_api_commands
 from auth.settings import AuthSettings
 from auth.users import ensure_user, revoke_tokens_by_name, set_admin_by_name, token_for
 from shared.db import migrate
@@ -21,6 +22,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
+register_api_commands(app)  # platform, build, queue: over HTTP (auth/cli_api.py)
 
 T = TypeVar("T")
 UsernameOption = Annotated[str | None, typer.Option(help="A person's user name.")]

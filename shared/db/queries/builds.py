@@ -73,6 +73,10 @@ def task_out(task: BuildTask) -> BuildTaskOut:
             BuildArtifactOut(id=a.id, name=a.name, type=a.type, href=a.href or "") for a in current
         ],
         error=task.error,
+        node_id=task.node_id,
+        attempt=task.attempt,
+        created_at=task.created_at,
+        finished_at=task.finished_at,
     )
 
 
