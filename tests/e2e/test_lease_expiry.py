@@ -75,7 +75,9 @@ async def test_task_moves_to_another_node_and_the_late_report_is_409(
             )
             assert ok.json() == {"ok": True}
         again = await build_done(client, slow, first["id"], "done")
-        assert again.status_code == 200  # same outcome as recorded: harmless repeat
+        assert again.status_code == 409  # not its task any more, whatever the outcome
+        repeat = await build_done(client, fast, first["id"], "done")
+        assert repeat.status_code == 200  # the holder's repeat of the same outcome: harmless
 
         async def completed() -> dict[str, Any] | None:
             view: dict[str, Any] = (

@@ -13,7 +13,6 @@ of after the whole timeout (docs/decisions/0011-request-path.md).
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -36,7 +35,6 @@ from shared.errors import Unavailable, error_for_status
 log = logging.getLogger(__name__)
 
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
-RECHECK_AFTER = 0.25  # seconds: a count older than this is looked at again before a refusal
 Res = TypeVar("Res", bound=BaseModel)
 
 
@@ -63,8 +61,7 @@ class RpcClient:
         self._consumers: dict[str, int] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._probe: AbstractConnection | None = None
-        self._checked_at = 0.0
-        self._recheck = asyncio.Lock()
+        self._looking: dict[str, asyncio.Future[int | None]] = {}
 
     @property
     def connected(self) -> bool:
@@ -176,11 +173,31 @@ class RpcClient:
 
     async def _still_no_consumer(self, queue: str) -> bool:
         """Look again before refusing: a service may have started since the last round.
-        One look at a time, whatever the number of waiting calls."""
-        async with self._recheck:
-            if time.monotonic() - self._checked_at > RECHECK_AFTER:
-                await self._count_consumers()
-        return self._consumers.get(queue) == 0
+        Calls that find a look under way share it, so an outage costs one look at a time."""
+        looking = self._looking.get(queue)
+        if looking is None:
+            looking = asyncio.ensure_future(self._count_one(queue))
+            self._looking[queue] = looking
+            looking.add_done_callback(lambda _: self._looking.pop(queue, None))
+        return await asyncio.shield(looking) == 0
+
+    async def _count_one(self, queue: str) -> int | None:
+        try:
+            channel = await (await self._probe_connection()).channel(publisher_confirms=False)
+        except (AMQPError, ConnectionError, OSError, TimeoutError):
+            return self._consumers.get(queue)
+        try:
+            declared = await asyncio.wait_for(channel.declare_queue(queue, passive=True), 1.0)
+            result = declared.declaration_result
+            count = (result.consumer_count or 0) if result else 0
+        except ChannelClosed:
+            return 0
+        except (AMQPError, ConnectionError, OSError, TimeoutError):
+            return self._consumers.get(queue)
+        with contextlib.suppress(AMQPError, ConnectionError, OSError):
+            await channel.close()
+        self._consumers[queue] = count
+        return count
 
     async def _watch_consumers(self) -> None:
         while True:
@@ -188,12 +205,10 @@ class RpcClient:
             await self._count_consumers()
 
     async def _count_consumers(self) -> None:
-        """One round of passive declares on a plain connection of its own: a declare of a
-        missing queue closes its channel, which a robust channel would try to restore."""
+        """One round of passive declares, one per watched RPC queue."""
         try:
-            if self._probe is None or self._probe.is_closed:
-                self._probe = await aio_pika.connect(self._url, timeout=self._check_interval)
-            channel = await self._probe.channel(publisher_confirms=False)
+            probe = await self._probe_connection()
+            channel = await probe.channel(publisher_confirms=False)
             for queue in self._watched:
                 try:
                     declared = await asyncio.wait_for(
@@ -201,16 +216,22 @@ class RpcClient:
                     )
                 except ChannelClosed:  # no such queue: nobody ever served it
                     self._consumers[queue] = 0
-                    channel = await self._probe.channel(publisher_confirms=False)
+                    channel = await probe.channel(publisher_confirms=False)
                     continue
                 result = declared.declaration_result
                 self._consumers[queue] = (result.consumer_count or 0) if result else 0
             await channel.close()
-            self._checked_at = time.monotonic()
         except (AMQPError, ConnectionError, OSError, TimeoutError) as exc:
             log.debug("rpc: cannot count consumers: %s", exc)
             self._consumers.clear()
             await self._close_probe()
+
+    async def _probe_connection(self) -> AbstractConnection:
+        """A plain connection for passive declares: a declare of a missing queue closes its
+        channel, which a robust channel would try to restore forever."""
+        if self._probe is None or self._probe.is_closed:
+            self._probe = await aio_pika.connect(self._url, timeout=self._check_interval)
+        return self._probe
 
     async def _close_probe(self) -> None:
         if self._probe is not None:
