@@ -15,6 +15,6 @@ class SchedulerSettings(CommonSettings):
     reaper_interval_seconds: float = 15.0
     db_pool_size: int = 5
     # Connections (asyncpg, autocommit) for get_task claims only: one round trip each.
-    claim_pool_size: int = 3
+    claim_pool_size: int = 2
     # uvloop or the standard asyncio loop (to compare them: bench/get_task.py).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
