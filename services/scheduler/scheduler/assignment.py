@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,7 +138,8 @@ async def assign_next_task(
 async def build_missing_body(session: AsyncSession, task_id: int) -> dict[str, Any]:
     """A task made runnable before bodies were stored: build its body now, and keep it."""
     await task_bodies.store_bodies(session, BuildTask.id == task_id)
-    stored = await session.get(BuildTask, task_id)
+    stored: dict[str, Any] | None = await session.scalar(
+        select(BuildTask.task_body).where(BuildTask.id == task_id)
+    )
     assert stored is not None
-    assert stored.task_body is not None
-    return stored.task_body
+    return stored

@@ -141,8 +141,11 @@ class BuildTask(Base):
     # Why the task failed when the node's report does not say it (e.g. artifacts not stored).
     error: Mapped[str | None] = mapped_column(Text)
     # The albs-node Task, ready to send; `json`, not `jsonb`, keeps its text and key order
-    # (docs/decisions/0008-claim-in-one-statement.md).
-    task_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # (docs/decisions/0008-claim-in-one-statement.md). Deferred: reading a build's tasks
+    # must not drag a few kilobytes per task along.
+    task_body: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, deferred=True, deferred_raiseload=True
+    )
 
     build: Mapped[Build] = relationship(back_populates="tasks", lazy="raise")
     platform: Mapped[Platform] = relationship(lazy="raise")
