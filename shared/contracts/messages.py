@@ -32,7 +32,10 @@ class RpcReply(WireModel):
     error: RpcError | None = None
 
     @classmethod
-    def success(cls, result: BaseModel | list[BaseModel] | None) -> "RpcReply":
+    def success(cls, result: BaseModel | list[BaseModel] | dict[str, Any] | None) -> "RpcReply":
+        """`result` as a model, a list of them, or a dict that already is its JSON form."""
+        if isinstance(result, dict):
+            return cls(ok=True, result=result)
         if isinstance(result, list):
             return cls(ok=True, result=[item.model_dump(mode="json") for item in result])
         dumped = result.model_dump(mode="json") if result is not None else None

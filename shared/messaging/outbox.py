@@ -25,6 +25,7 @@ from shared.db.session import SessionFactory, unit_of_work
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "albs_outbox"
+_NOTIFIED = "outbox_notified_in"
 
 
 async def add_event(session: AsyncSession, event: Event) -> uuid.UUID:
@@ -37,8 +38,12 @@ async def add_event(session: AsyncSession, event: Event) -> uuid.UUID:
             payload=event.model_dump(mode="json"),
         )
     )
-    # Delivered by PostgreSQL at commit, never for a rolled-back transaction.
-    await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    # Delivered by PostgreSQL at commit, never for a rolled-back transaction; one per
+    # transaction is enough (PostgreSQL folds repeats anyway, but each costs a round trip).
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if session.info.get(_NOTIFIED) is not transaction:
+        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        session.info[_NOTIFIED] = transaction
     return message_id
 
 

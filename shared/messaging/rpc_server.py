@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Awaitable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -12,7 +13,9 @@ from shared.errors import AlbsError
 log = logging.getLogger(__name__)
 
 
-async def reply(outcome: Awaitable[BaseModel | list[BaseModel] | None]) -> RpcReply:
+async def reply(
+    outcome: Awaitable[BaseModel | list[BaseModel] | dict[str, Any] | None],
+) -> RpcReply:
     """Await the handler; business errors become error replies instead of silence."""
     try:
         return RpcReply.success(await outcome)

@@ -1,43 +1,63 @@
-"""Handing the oldest eligible task to a node: one atomic claim, then the Task it builds."""
+"""Handing the oldest eligible task to a node: one statement, one round trip (decision 0008).
 
+The statement picks the oldest runnable idle task of an arch the node builds (SKIP LOCKED,
+so any number of replicas pass each other), starts it with a lease, records
+`build_task.assigned` in the outbox and returns the stored Task body. It runs on its own
+small asyncpg pool in autocommit: the statement is its own transaction.
+"""
+
+import asyncio
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, text
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
-from scheduler import mock_options
-from shared.contracts.build_node import (
-    BuildTaskAssigned,
-    Task,
-    TaskCreatedBy,
-    TaskPlatform,
-    TaskRef,
-    TaskRepository,
-)
-from shared.db.models import Build, BuildTask, Platform, Repository
-from shared.messaging.outbox import add_event
+from scheduler import task_bodies
+from shared.db.models import BuildTask
+from shared.db.session import DbLimits, SessionFactory, in_transaction
+from shared.errors import Unavailable
+from shared.messaging.outbox import NOTIFY_CHANNEL
 
-# Runnable idle tasks only (build ready, nothing left to wait for), oldest first, an arch
-# the node builds. SKIP LOCKED lets concurrent claims (any number of replicas) pass each other.
-CLAIM_NEXT_TASK = text(
-    """
+# The payload is BuildTaskAssigned as pydantic dumps it (occurred_at in UTC, ISO 8601).
+CLAIM_NEXT_TASK = """
+WITH picked AS (
+    SELECT id FROM build_tasks
+    WHERE status = 0 AND runnable AND arch = ANY($1::text[])
+    ORDER BY id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
     UPDATE build_tasks AS t
     SET status = 1,
         attempt = t.attempt + 1,
         ts = now(),
-        lease_expires_at = now() + make_interval(secs => :lease_seconds),
-        node_id = :node_id
-    WHERE t.id = (
-        SELECT id
-        FROM build_tasks
-        WHERE status = 0 AND runnable AND arch = ANY(:arches)
-        ORDER BY id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING t.id
-    """
+        lease_expires_at = now() + make_interval(secs => $2::double precision),
+        node_id = $3::text
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.id, t.build_id, t.attempt, t.arch, t.task_body
+), recorded AS (
+    INSERT INTO outbox (message_id, routing_key, payload)
+    SELECT gen_random_uuid(), 'build_task.assigned', jsonb_build_object(
+        'occurred_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'task_id', id, 'build_id', build_id, 'attempt', attempt, 'arch', arch,
+        'node_id', $3::text)
+    FROM claimed
+)
+SELECT id, task_body::text AS body, pg_notify($4, '') FROM claimed
+"""
+
+
+UNREACHABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
 )
 
 
@@ -48,70 +68,85 @@ class Claim:
     lease_seconds: int
 
 
-async def assign_next_task(session: AsyncSession, claim: Claim) -> Task | None:
-    task_id = await session.scalar(
-        CLAIM_NEXT_TASK,
-        {"arches": claim.arches, "node_id": claim.node_id, "lease_seconds": claim.lease_seconds},
-    )
-    if task_id is None:
+class ClaimPool:
+    """The scheduler's connections for claims; the rest of its work uses SQLAlchemy."""
+
+    def __init__(self, database_url: str, size: int, limits: DbLimits | None = None) -> None:
+        self._url = make_url(database_url)
+        self._size = size
+        self._limits = limits or DbLimits()
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._open()
+
+    async def _open(self) -> asyncpg.Pool:
+        # Subscribers may consume before the start hooks ran: the first claim opens the pool.
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    host=self._url.host,
+                    port=self._url.port or 5432,
+                    user=self._url.username,
+                    password=self._url.password,
+                    database=self._url.database,
+                    min_size=1,
+                    max_size=self._size,
+                    reset=_keep_as_is,
+                    timeout=self._limits.connect_timeout,
+                    server_settings={
+                        "application_name": "albs-scheduler-claims",
+                        "statement_timeout": str(int(self._limits.statement_timeout * 1000)),
+                        "lock_timeout": str(int(self._limits.lock_timeout * 1000)),
+                    },
+                )
+            return self._pool
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def claim(self, claim: Claim) -> tuple[int, str | None] | None:
+        """The claimed task's id and stored body (None for tasks made runnable before 0003)."""
+        try:
+            pool = self._pool or await self._open()
+            row = await pool.fetchrow(
+                CLAIM_NEXT_TASK,
+                claim.arches,
+                float(claim.lease_seconds),
+                claim.node_id,
+                NOTIFY_CHANNEL,
+            )
+        except UNREACHABLE as exc:
+            raise Unavailable("The database is unavailable; try again shortly.") from exc
+        return None if row is None else (row["id"], row["body"])
+
+
+async def _keep_as_is(connection: asyncpg.Connection) -> None:
+    """Claims leave no session state behind: skip asyncpg's reset round trip on release."""
+
+
+async def assign_next_task(
+    pool: ClaimPool, sessions: SessionFactory, claim: Claim
+) -> dict[str, Any] | None:
+    """The Task body for the node, or None when nothing is runnable for its arches."""
+    claimed = await pool.claim(claim)
+    if claimed is None:
         return None
-    task = await _load(session, task_id)
-    await add_event(
-        session,
-        BuildTaskAssigned(
-            task_id=task.id,
-            build_id=task.build_id,
-            attempt=task.attempt,
-            arch=task.arch,
-            node_id=claim.node_id,
-        ),
+    task_id, body = claimed
+    if body is None:
+        return await in_transaction(sessions, build_missing_body, task_id)
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed
+
+
+async def build_missing_body(session: AsyncSession, task_id: int) -> dict[str, Any]:
+    """A task made runnable before bodies were stored: build its body now, and keep it."""
+    await task_bodies.store_bodies(session, BuildTask.id == task_id)
+    stored: dict[str, Any] | None = await session.scalar(
+        select(BuildTask.task_body).where(BuildTask.id == task_id)
     )
-    return describe(task)
-
-
-async def _load(session: AsyncSession, task_id: int) -> BuildTask:
-    task = await session.scalar(
-        select(BuildTask)
-        .where(BuildTask.id == task_id)
-        .options(
-            selectinload(BuildTask.ref),
-            selectinload(BuildTask.platform).selectinload(Platform.repos),
-            selectinload(BuildTask.build).selectinload(Build.user),
-            selectinload(BuildTask.build).selectinload(Build.repos),
-            selectinload(BuildTask.build)
-            .selectinload(Build.linked_builds)
-            .selectinload(Build.repos),
-        )
-        .execution_options(populate_existing=True)
-    )
-    assert task is not None
-    return task
-
-
-def describe(task: BuildTask) -> Task:
-    """The Task as albs-node reads it; every field present and typed."""
-    build = task.build
-    repos = [
-        *task.platform.repos,
-        *build.repos,
-        *(repo for linked in build.linked_builds for repo in linked.repos),
-    ]
-    return Task(
-        id=task.id,
-        arch=task.arch,
-        ref=TaskRef(url=task.ref.url, git_ref=task.ref.git_ref),
-        platform=TaskPlatform(
-            name=task.platform.name,
-            type="deb" if task.platform.type == "deb" else "rpm",
-            data=mock_options.merge(task.platform.data, build.mock_options),
-        ),
-        created_by=TaskCreatedBy(name=build.user.username, email=build.user.email),
-        repositories=[
-            TaskRepository(name=r.name, url=r.url) for r in repos if _serves(r, task.arch)
-        ],
-        linked_builds=[linked.id for linked in build.linked_builds],
-    )
-
-
-def _serves(repo: Repository, arch: str) -> bool:
-    return repo.arch == arch and repo.type != "build_log"
+    assert stored is not None
+    return stored

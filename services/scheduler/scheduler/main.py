@@ -2,8 +2,10 @@
 
 import asyncio
 
+import uvloop
 from faststream import FastStream
 
+from scheduler.assignment import ClaimPool
 from scheduler.handlers.build_node import build_node_handlers
 from scheduler.handlers.builds import build_handlers
 from scheduler.handlers.lifecycle import lifecycle_handlers
@@ -20,12 +22,13 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     runtime = create_runtime("scheduler", settings, pool_size=settings.db_pool_size)
     topology, sessions = runtime.topology, runtime.sessions
     reaper = Reaper(sessions, settings.reaper_interval_seconds)
-    runtime.on_start.append(reaper.start)
-    runtime.on_stop.append(reaper.stop)
+    claims = ClaimPool(settings.database_url, settings.claim_pool_size, settings.db_limits())
+    runtime.on_start += [claims.start, reaper.start]
+    runtime.on_stop += [reaper.stop, claims.stop]
     routers = [
         platform_handlers(topology, sessions),
         build_handlers(topology, sessions),
-        build_node_handlers(topology, sessions, settings),
+        build_node_handlers(topology, sessions, claims, settings),
         lifecycle_handlers(topology, sessions),
     ]
     return build_app(runtime, routers)
@@ -34,4 +37,5 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
 def main() -> None:
     settings = load_settings(SchedulerSettings)
     setup_logging(settings.log_level)
-    asyncio.run(create_app(settings).run())
+    run = uvloop.run if settings.event_loop == "uvloop" else asyncio.run
+    run(create_app(settings).run())

@@ -5,9 +5,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from scheduler.task_bodies import store_bodies
 from shared.contracts.messages import Actor
 from shared.contracts.platforms import PlatformCreate, PlatformModify, PlatformRepo, PlatformSummary
-from shared.db.models import Platform, Repository, platform_repository
+from shared.db.models import (
+    BuildTask,
+    BuildTaskStatus,
+    Platform,
+    Repository,
+    platform_repository,
+)
 from shared.errors import Conflict, Invalid, NotFound
 
 RepoKey = tuple[str, str, str]
@@ -59,7 +66,19 @@ async def modify_platform(
     if body.repos is not None:
         await _reconcile_repos(session, platform, _unique(body.repos))
     await session.flush()
+    await _refresh_bodies(session, platform.id)
     return summary(platform)
+
+
+async def _refresh_bodies(session: AsyncSession, platform_id: int) -> None:
+    """Tasks not yet finished get bodies from the changed platform (a started task's next
+    attempt too); tasks of builds not yet ready get theirs when they are."""
+    await store_bodies(
+        session,
+        (BuildTask.platform_id == platform_id)
+        & BuildTask.status.in_([BuildTaskStatus.IDLE, BuildTaskStatus.STARTED])
+        & BuildTask.task_body.is_not(None),
+    )
 
 
 def _key(repo: PlatformRepo | Repository) -> RepoKey:

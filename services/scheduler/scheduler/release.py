@@ -1,25 +1,57 @@
-"""After the artifacts service filed a task's artifacts: release its dependents, finish builds."""
+"""After the artifacts service filed a task's artifacts: release its dependents, finish builds.
 
-from sqlalchemy import Exists, delete, exists, select, update
+Every handler locks the build row first: two replicas handling the last two tasks of a
+build run one after the other, and the second sees the first's commit, so exactly one of
+them finds nothing unsettled and emits `build.completed`. None loads the build's tasks.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Exists, delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
+from scheduler.task_bodies import store_bodies
 from shared.contracts.build_node import BuildTaskArtifactsStored
-from shared.contracts.builds import BuildCompleted, BuildReposFailed, BuildReposReady
+from shared.contracts.builds import BuildCompleted, BuildReposFailed, BuildReposReady, BuildStatus
 from shared.db.base import utcnow
-from shared.db.models import Build, BuildTask, BuildTaskStatus, build_task_dependency
-from shared.db.models.builds import FINISHED_STATUSES
-from shared.db.queries.builds import derive_status, tasks_by_status
+from shared.db.models import (
+    Build,
+    BuildTask,
+    BuildTaskStatus,
+    build_dependency,
+    build_task_dependency,
+)
+from shared.db.models.builds import FINISHED_STATUSES, UNSETTLED
 from shared.messaging.outbox import add_event
 
 
+@dataclass(frozen=True)
+class LockedBuild:
+    id: int
+    ready: bool
+    failure_reason: str | None
+    completed_at: datetime | None
+
+
 async def mark_repos_ready(session: AsyncSession, event: BuildReposReady) -> None:
-    await session.execute(update(Build).where(Build.id == event.build_id).values(ready=True))
-    await session.execute(
-        update(BuildTask)
-        .where(BuildTask.build_id == event.build_id, BuildTask.status == BuildTaskStatus.IDLE)
-        .where(~_still_waiting())
-        .values(runnable=True)
+    """The build's tasks get their Task bodies, then those with nothing to wait for run."""
+    build = await _locked_build(session, event.build_id)
+    if build is None:
+        return
+    await session.execute(update(Build).where(Build.id == build.id).values(ready=True))
+    idle = (BuildTask.build_id == build.id) & (BuildTask.status == BuildTaskStatus.IDLE)
+    await store_bodies(session, idle)
+    await session.execute(update(BuildTask).where(idle, ~_still_waiting()).values(runnable=True))
+    # Builds that link this one and were ready first: their bodies now list its repositories.
+    linking = select(build_dependency.c.build_id).where(
+        build_dependency.c.linked_build_id == build.id
+    )
+    await store_bodies(
+        session,
+        BuildTask.build_id.in_(linking)
+        & (BuildTask.status == BuildTaskStatus.IDLE)
+        & BuildTask.task_body.is_not(None),
     )
 
 
@@ -28,32 +60,42 @@ async def fail_build(session: AsyncSession, event: BuildReposFailed) -> None:
     build = await _locked_build(session, event.build_id)
     if build is None or build.failure_reason is not None:
         return
-    build.failure_reason = event.reason
-    now = utcnow()
-    for task in build.tasks:
-        if task.status == BuildTaskStatus.IDLE:
-            task.status = BuildTaskStatus.CANCELLED
-            task.finished_at = now
-    await _complete_if_settled(session, build)
+    await session.execute(
+        update(Build).where(Build.id == build.id).values(failure_reason=event.reason)
+    )
+    await session.execute(
+        update(BuildTask)
+        .where(BuildTask.build_id == build.id, BuildTask.status == BuildTaskStatus.IDLE)
+        .values(status=BuildTaskStatus.CANCELLED, finished_at=utcnow(), runnable=False)
+    )
+    await _complete_if_settled(session, build, event.reason)
 
 
 async def release_task(session: AsyncSession, event: BuildTaskArtifactsStored) -> None:
     build = await _locked_build(session, event.build_id)
-    task = next((t for t in build.tasks if t.id == event.task_id), None) if build else None
-    if build is None or task is None:
+    task = await session.execute(
+        select(BuildTask.attempt, BuildTask.status, BuildTask.artifacts_stored_at).where(
+            BuildTask.id == event.task_id, BuildTask.build_id == event.build_id
+        )
+    )
+    found = task.one_or_none()
+    if build is None or found is None:
         return  # the build was deleted meanwhile
-    stale = task.attempt != event.attempt or task.status not in FINISHED_STATUSES
-    if stale or task.artifacts_stored_at is not None:
+    attempt, status, stored_at = found
+    if attempt != event.attempt or status not in FINISHED_STATUSES or stored_at is not None:
         return
+    changes: dict[str, object] = {"artifacts_stored_at": utcnow()}
     if event.error is not None:
-        task.status = BuildTaskStatus.FAILED
-        task.error = f"artifacts could not be stored: {event.error}"
-    task.artifacts_stored_at = utcnow()
+        changes |= {
+            "status": BuildTaskStatus.FAILED,
+            "error": f"artifacts could not be stored: {event.error}",
+        }
+    await session.execute(update(BuildTask).where(BuildTask.id == event.task_id).values(changes))
     # Failed and excluded tasks release their dependents too (docs/decisions/0002-leases.md).
     dependents = (
         await session.scalars(
             delete(build_task_dependency)
-            .where(build_task_dependency.c.depends_on_id == task.id)
+            .where(build_task_dependency.c.depends_on_id == event.task_id)
             .returning(build_task_dependency.c.task_id)
         )
     ).all()
@@ -64,7 +106,7 @@ async def release_task(session: AsyncSession, event: BuildTaskArtifactsStored) -
             .where(~_still_waiting())
             .values(runnable=True)
         )
-    await _complete_if_settled(session, build)
+    await _complete_if_settled(session, build, build.failure_reason)
 
 
 def _still_waiting() -> Exists:
@@ -72,31 +114,54 @@ def _still_waiting() -> Exists:
     return exists().where(build_task_dependency.c.task_id == BuildTask.id)
 
 
-async def _locked_build(session: AsyncSession, build_id: int) -> Build | None:
+async def _locked_build(session: AsyncSession, build_id: int) -> LockedBuild | None:
     """The build row locked, so two replicas never both (or neither) see the last task."""
-    return await session.scalar(
-        select(Build)
-        .where(Build.id == build_id)
-        .options(selectinload(Build.tasks).selectinload(BuildTask.artifacts))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    row = (
+        await session.execute(
+            select(Build.id, Build.ready, Build.failure_reason, Build.completed_at)
+            .where(Build.id == build_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    return None if row is None else LockedBuild(*row)
 
 
-async def _complete_if_settled(session: AsyncSession, build: Build) -> None:
+async def _complete_if_settled(
+    session: AsyncSession, build: LockedBuild, failure_reason: str | None
+) -> None:
     if build.completed_at is not None:
         return
-    settled = all(
-        t.status == BuildTaskStatus.CANCELLED
-        or (t.status in FINISHED_STATUSES and t.artifacts_stored_at is not None)
-        for t in build.tasks
-    )
-    if not settled:
+    unsettled = exists().where(BuildTask.build_id == build.id, text(f"({UNSETTLED})"))
+    if await session.scalar(select(unsettled)):
         return
-    build.completed_at = utcnow()
+    counts = {
+        BuildTaskStatus(status): count
+        for status, count in await session.execute(
+            select(BuildTask.status, func.count())
+            .where(BuildTask.build_id == build.id)
+            .group_by(BuildTask.status)
+        )
+    }
+    await session.execute(update(Build).where(Build.id == build.id).values(completed_at=utcnow()))
     await add_event(
         session,
         BuildCompleted(
-            build_id=build.id, status=derive_status(build), tasks_by_status=tasks_by_status(build)
+            build_id=build.id,
+            status=settled_status(failure_reason, counts),
+            tasks_by_status={s.name.lower(): n for s, n in sorted(counts.items(), key=_name)},
         ),
     )
+
+
+def _name(item: tuple[BuildTaskStatus, int]) -> str:
+    return item[0].name.lower()
+
+
+def settled_status(failure_reason: str | None, counts: dict[BuildTaskStatus, int]) -> BuildStatus:
+    """The status of a build whose tasks are all settled (as derive_status says it)."""
+    if failure_reason is not None:
+        return BuildStatus.FAILED
+    if counts and set(counts) == {BuildTaskStatus.CANCELLED}:
+        return BuildStatus.CANCELLED
+    failed = counts.get(BuildTaskStatus.FAILED, 0) + counts.get(BuildTaskStatus.CANCELLED, 0)
+    return BuildStatus.FAILED if failed else BuildStatus.COMPLETED

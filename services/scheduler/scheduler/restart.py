@@ -4,9 +4,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from scheduler.task_bodies import store_bodies
 from shared.contracts.messages import Actor
 from shared.db.models import (
     Build,
+    BuildTask,
     BuildTaskStatus,
     build_task_dependency,
 )
@@ -46,3 +48,5 @@ async def restart_failed(session: AsyncSession, actor: Actor, build_id: int) -> 
             )
     if failed:
         build.completed_at = None
+        # The platform may have changed since: the restarted tasks get fresh bodies.
+        await store_bodies(session, BuildTask.id.in_([t.id for t in failed]))

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ENV_PREFIX, CommonSettings
@@ -11,3 +13,7 @@ class SchedulerSettings(CommonSettings):
     # How long a started task stays with its node without a ping (albs-node pings every 60 s).
     lease_seconds: int = 300
     reaper_interval_seconds: float = 15.0
+    # Connections (asyncpg, autocommit) for get_task claims only: one round trip each.
+    claim_pool_size: int = 2
+    # uvloop or the standard asyncio loop (to compare them: bench/get_task.py).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"

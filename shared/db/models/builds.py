@@ -3,6 +3,7 @@ from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     DateTime,
@@ -37,6 +38,10 @@ FINISHED_STATUSES = (
     BuildTaskStatus.EXCLUDED,
     BuildTaskStatus.CANCELLED,
 )
+
+# Not yet counted for the build's end: waiting, being built, or finished with its artifacts
+# not yet filed. Cancelled tasks are settled at once.
+UNSETTLED = "status IN (0, 1) OR (status IN (2, 3, 4) AND artifacts_stored_at IS NULL)"
 
 build_repo = Table(
     "build_repo",
@@ -110,6 +115,8 @@ class BuildTask(Base):
         # A claim reads only runnable idle tasks, oldest first; the reaper reads leases.
         Index("ix_build_tasks_runnable", "id", postgresql_where=text("status = 0 AND runnable")),
         Index("ix_build_tasks_lease", "lease_expires_at", postgresql_where=text("status = 1")),
+        # Finishing a build asks whether any task is still unsettled (release.py).
+        Index("ix_build_tasks_unsettled", "build_id", postgresql_where=text(UNSETTLED)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -133,6 +140,12 @@ class BuildTask(Base):
     artifacts_stored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Why the task failed when the node's report does not say it (e.g. artifacts not stored).
     error: Mapped[str | None] = mapped_column(Text)
+    # The albs-node Task, ready to send; `json`, not `jsonb`, keeps its text and key order
+    # (docs/decisions/0008-claim-in-one-statement.md). Deferred: reading a build's tasks
+    # must not drag a few kilobytes per task along.
+    task_body: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, deferred=True, deferred_raiseload=True
+    )
 
     build: Mapped[Build] = relationship(back_populates="tasks", lazy="raise")
     platform: Mapped[Platform] = relationship(lazy="raise")

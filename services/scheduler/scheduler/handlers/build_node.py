@@ -21,7 +21,10 @@ CONSUMER = "scheduler"
 
 
 def build_node_handlers(
-    topology: Topology, sessions: SessionFactory, settings: SchedulerSettings
+    topology: Topology,
+    sessions: SessionFactory,
+    claims: assignment.ClaimPool,
+    settings: SchedulerSettings,
 ) -> RabbitRouter:
     router = RabbitRouter()
 
@@ -32,7 +35,7 @@ def build_node_handlers(
             node_id=command.actor.node_id,
             lease_seconds=settings.lease_seconds,
         )
-        return await reply(in_transaction(sessions, assignment.assign_next_task, claim))
+        return await reply(assignment.assign_next_task(claims, sessions, claim))
 
     @router.subscriber(topology.rpc_queue(BUILD_DONE))
     async def on_build_done(command: ReportBuildDone) -> RpcReply:
