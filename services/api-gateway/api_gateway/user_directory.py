@@ -2,7 +2,7 @@
 
 An entry lives `ttl` seconds at most. Any change to a user row (revocation, admin rights,
 deletion) is announced by a PostgreSQL trigger (`NOTIFY albs_users, '<id>'`, migration
-0006) and evicts the entry at once on every gateway process; while the listening
+0005) and evicts the entry at once on every gateway process; while the listening
 connection is down, nothing is cached, so a missed notice can never keep a revoked token
 alive. See docs/decisions/0011-request-path.md.
 """
