@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from artifacts.context import Context
 from artifacts.naming import debug_repo_name, log_repo_name, parse_rpm_file_name, rpm_repo_name
 from artifacts.pulp import LOG_REPO, PulpClient, PulpError, PulpRepo
+from artifacts.pulp_api import tally
 from artifacts.store import LOG_TYPE, link_repository, repository_href, seen_before
 from shared.contracts.build_node import (
     BuildTaskArtifactsStored,
@@ -81,23 +82,44 @@ class Filing:
 
     async def run(self, sessions: SessionFactory) -> None:
         repo_hrefs = await self._rpm_repo_hrefs(sessions)
-        log_targets = [t for t in self.targets if t.is_log]
-        if log_targets:
-            self.log_repo = await self._pulp.ensure_repository(LOG_REPO, log_targets[0].repo_name)
-            repo_hrefs[self.log_repo.name] = self.log_repo.href
         unique = {_content_key(a): a for a in reversed(self.event.artifacts)}  # first name wins
-        contents = await asyncio.gather(*(self._content_of(a) for a in unique.values()))
+        contents, log_repo = await asyncio.gather(
+            self._contents(list(unique.values())), self._log_repo()
+        )
         made = dict(zip(unique, contents, strict=True))
         self.content_hrefs = [made[_content_key(a)] for a in self.event.artifacts]
+        if log_repo is not None:
+            self.log_repo = log_repo
+            repo_hrefs[log_repo.name] = log_repo.href
         by_repo: dict[str, list[str]] = defaultdict(list)
         for target, content_href in zip(self.targets, self.content_hrefs, strict=True):
             by_repo[repo_hrefs[target.repo_name]].append(content_href)
         await asyncio.gather(*(self._pulp.add_content(h, units) for h, units in by_repo.items()))
 
-    async def _content_of(self, artifact: ReportedArtifact) -> str:
-        if artifact.type == "rpm":
+    async def _log_repo(self) -> PulpRepo | None:
+        """The task's log repository; no publication until its first version (autopublish)."""
+        names = [t.repo_name for t in self.targets if t.is_log]
+        if not names:
+            return None
+        return await self._pulp.ensure_repository(LOG_REPO, names[0], publish=False)
+
+    async def _contents(self, artifacts: list[ReportedArtifact]) -> list[str]:
+        """Content hrefs of the artifacts: packages Pulp has by pkgId, the rest made at once."""
+        checksums = await self._pulp.artifact_checksums(
+            {a.artifact_href: a.name for a in artifacts}
+        )
+        rpm_sums = [checksums[a.artifact_href] for a in artifacts if a.type == "rpm"]
+        known = await self._pulp.packages_by_checksum(rpm_sums) if rpm_sums else {}
+
+        async def content_of(artifact: ReportedArtifact) -> str:
+            if artifact.type != "rpm":
+                return await self._pulp.ensure_file(artifact.artifact_href, artifact.name)
+            found = known.get(checksums[artifact.artifact_href])
+            if found is not None:
+                return found
             return await self._pulp.ensure_package(artifact.artifact_href, artifact.name)
-        return await self._pulp.ensure_file(artifact.artifact_href, artifact.name)
+
+        return list(await asyncio.gather(*(content_of(a) for a in artifacts)))
 
     async def _rpm_repo_hrefs(self, sessions: SessionFactory) -> dict[str, str]:
         wanted = {t.repo_name: t for t in self.targets if not t.is_log}
@@ -139,18 +161,20 @@ async def _store(ctx: Context, message_id: str | None, event: BuildTaskFinished)
         log.info("task %s attempt %s is filed already", event.task_id, event.attempt)
     else:
         started = time.monotonic()
-        try:
-            await filing.run(ctx.sessions)
-        except (PulpError, FilingError) as exc:
-            error = f"The artifacts could not be stored: {exc}"
-            log.warning("task %s attempt %s: %s", event.task_id, event.attempt, error)
-        else:
+        with tally() as counted:
+            try:
+                await filing.run(ctx.sessions)
+            except (PulpError, FilingError) as exc:
+                error = f"The artifacts could not be stored: {exc}"
+                log.warning("task %s attempt %s: %s", event.task_id, event.attempt, error)
+        if error is None:
             log.info(
-                "task %s attempt %s: %d artifact(s) filed in %.1f s",
+                "task %s attempt %s: %d artifact(s) filed in %.2f s (%s)",
                 event.task_id,
                 event.attempt,
                 len(event.artifacts),
                 time.monotonic() - started,
+                counted,
             )
     await _conclude(ctx, message_id, filing, error)
 
