@@ -3,7 +3,8 @@
 1. repositories: `--repo-builds` builds of one platform and two arches (i686, aarch64) are
    submitted one after another; each is timed from the create answer until it is ready.
 2. reports: one build of `--reports` chained refs; a simulated albs-node takes each task,
-   uploads 3 RPMs and 12 logs to Pulp as albs-node does (basic auth, chunked uploads),
+   uploads 3 RPMs and 12 logs to Pulp as albs-node does (chunked uploads; `--basic-auth`
+   for the node's per-request basic auth),
    reports `build_done`, and times build_done -> artifacts stored (rows in PostgreSQL)
    and build_done -> the next ref handed out (the dependent released).
 
@@ -12,6 +13,7 @@ Pulp calls per report and per build come from the artifacts service's log lines.
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)
 
 from artifacts.settings import ArtifactsSettings  # noqa: E402
-from tests.support.pulp_node import upload_artifact  # noqa: E402
+from tests.support.pulp_node import PulpServer, upload_artifact  # noqa: E402
 from tests.support.rpms import build_rpm_set  # noqa: E402
 
 NODE = "/api/v1/build_node"
@@ -173,10 +175,18 @@ async def reports_phase(
     settings = ArtifactsSettings()
     run = secrets.token_hex(3)
     stored, released = [], []
-    auth = (settings.pulp_user, settings.pulp_password.get_secret_value())
+    server = PulpServer(
+        settings.pulp_url, settings.pulp_user, settings.pulp_password.get_secret_value()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         reports = [make_report_files(Path(tmp), run, i) for i in range(args.reports)]
-        async with httpx.AsyncClient(base_url=settings.pulp_url, auth=auth, timeout=60) as pulp:
+        # albs-node sends basic auth on every request (Pulp hashes the password each time):
+        # --basic-auth does the same; by default the uploads, which come before the timed
+        # part, use a session so that a run takes minutes, not most of an hour.
+        uploads: contextlib.AbstractAsyncContextManager[httpx.AsyncClient] = (
+            server.node_client(timeout=60) if args.basic_auth else server.session_client(60)
+        )
+        async with uploads as pulp:
             task_id, _ = await take_task(client, node, 60)
             for index, files in enumerate(reports):
                 hrefs = [
@@ -217,6 +227,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reports", type=int, default=10, help="reports filed one after another")
     parser.add_argument("--repo-builds", type=int, default=3, help="builds whose repos are timed")
+    parser.add_argument("--basic-auth", action="store_true", help="upload with basic auth")
     args = parser.parse_args()
     url = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8088")
     engine = create_async_engine(ArtifactsSettings().database_url, pool_size=2)
