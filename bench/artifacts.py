@@ -53,6 +53,12 @@ LOG_NAMES = [
     "build_stats.yml",
 ]
 POLL = 0.02
+# Stored: the rows, or the event saying why not (a failed report has no rows).
+STORED = """SELECT EXISTS (SELECT 1 FROM build_artifacts WHERE build_task_id = :t)
+    OR EXISTS (SELECT 1 FROM outbox WHERE routing_key = 'build_task.artifacts_stored'
+               AND (payload->>'task_id')::int = :t)"""
+STORED_ERROR = """SELECT payload->>'error' FROM outbox
+    WHERE routing_key = 'build_task.artifacts_stored' AND (payload->>'task_id')::int = :t"""
 
 
 def token(*args: str) -> str:
@@ -199,12 +205,11 @@ async def reports_phase(
                 body = {"task_id": task_id, "status": "done", "artifacts": artifacts}
                 done = await client.post(f"{NODE}/build_done", json=body, headers=bearer(node))
                 done.raise_for_status()
-                seconds = await until(
-                    engine,
-                    "SELECT count(*) FROM build_artifacts WHERE build_task_id = :t",
-                    {"t": task_id},
-                    600,
-                )
+                seconds = await until(engine, STORED, {"t": task_id}, 600)
+                async with engine.connect() as conn:
+                    error = await conn.scalar(text(STORED_ERROR), {"t": task_id})
+                if error:  # no rows: the bench cannot go on with this chain
+                    raise SystemExit(f"task {task_id}: {error}")
                 stored.append(seconds)
                 line = f"  task {task_id}: stored in {seconds:.2f} s"
                 if index + 1 < len(reports):

@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from artifacts.pulp_api import PulpApi, PulpError, RetryPolicy, Tally, Transient, _count, tally
+from artifacts.pulp_api import (
+    PulpApi,
+    PulpError,
+    RetryPolicy,
+    Tally,
+    Transient,
+    _count,
+    tally,
+    task_failure,
+)
 
 
 def client(**policy: Any) -> PulpApi:
@@ -76,3 +85,10 @@ async def test_the_tally_counts_only_the_calls_of_its_own_block() -> None:
     first, second = await asyncio.gather(unit(2), unit(5))
     assert (first.calls, first.tasks, second.calls, second.tasks) == (3, 1, 6, 1)
     _count(calls=1)  # outside any block: counted nowhere, and no error
+
+
+def test_a_task_whose_worker_died_is_worth_another_try_a_rejected_one_is_not() -> None:
+    died = task_failure("Pulp task t failed", {"reason": "Task process died unexpectedly."})
+    rejected = task_failure("Pulp task t failed", {"description": "not an RPM"})
+    assert isinstance(died, Transient)
+    assert (type(rejected), str(rejected)) == (PulpError, "Pulp task t failed: not an RPM")

@@ -103,6 +103,15 @@ class TaskPolicy:
     timeout_seconds: float = 600.0
 
 
+def task_failure(what: str, error: Json) -> Exception:
+    """A failed task's error; a worker process that died (Pulp short of memory or database
+    connections) is no fault of the request, so the step is worth running again."""
+    reason = error.get("description") or error.get("reason") or "no reason given"
+    if "died unexpectedly" in reason:
+        return Transient(f"{what}: {reason}")
+    return PulpError(f"{what}: {reason}")
+
+
 def _session_rejected(response: httpx.Response) -> bool:
     """Our session expired or was dropped (a 403 for a real permission problem is not this)."""
     if response.status_code == 401:
@@ -173,8 +182,7 @@ class PulpApi:
                 if state == "completed":
                     return task
                 if state in FAILED_TASK_STATES:
-                    error = (task.get("error") or {}).get("description") or "no reason given"
-                    raise PulpError(f"Pulp task {label} {state}: {error}")
+                    raise task_failure(f"Pulp task {label} {state}", task.get("error") or {})
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise PulpError(
