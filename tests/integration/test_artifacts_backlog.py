@@ -1,8 +1,9 @@
 """A backlog of 1,000 events drains without exhausting the service's connection pool.
 
-Each handler holds at most one database session at a time; with prefetch 10 per queue and a
-pool of 5 (+5 overflow), a handler that opened a second session while holding one would
-stall the whole service on `QueuePool limit ... reached` (issue 10). The events are the
+Each handler holds at most one database session at a time. Messages of a queue are handled
+concurrently (prefetch 10), so a handler that opened a second session while holding one
+could stall the whole service on `QueuePool limit ... reached` (issue 10); with a pool of
+one connection it would at once. The events are the
 cheap kinds (a build or task that is gone), so Pulp is not involved and the test is fast.
 """
 
@@ -94,8 +95,10 @@ async def test_a_backlog_of_a_thousand_events_drains_without_pool_errors(
     caplog.set_level(logging.WARNING)
     message_ids = await queue_backlog(servers.amqp_url, topology, events)
 
+    # A pool of one connection (+1 overflow): a handler that opened a second session while
+    # holding one would deadlock here at once, instead of only under an unlucky backlog.
     async with running_artifacts(
-        service_env, servers, amqp_prefix, pulp_url=pulp_server.url, purge=False
+        service_env, servers, amqp_prefix, pulp_url=pulp_server.url, purge=False, db_pool_size=1
     ):
 
         async def drained() -> bool:

@@ -9,6 +9,9 @@ class ArtifactsSettings(CommonSettings):
         env_prefix=ENV_PREFIX, env_file=".env", env_ignore_empty=True, extra="ignore"
     )
 
+    # Connections to PostgreSQL: this many, plus as many again in overflow. A handler holds
+    # at most one at a time, so even 1 cannot deadlock; 5 lets a backlog run in parallel.
+    db_pool_size: int = Field(default=5, ge=1)
     pulp_url: str = "http://127.0.0.1:24817"
     pulp_user: str = "admin"
     pulp_password: SecretStr = SecretStr("admin")
