@@ -9,6 +9,7 @@ import json
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,22 +188,40 @@ async def _purge_artifacts_queues(amqp_url: str, prefix: str) -> None:
             await queue.purge()
 
 
+@asynccontextmanager
+async def running_artifacts(
+    service_env: dict[str, str],
+    servers: Servers,
+    amqp_prefix: str,
+    *,
+    purge: bool = True,
+    **settings: Any,
+) -> AsyncIterator[FastStream]:
+    """The artifacts service in this process, with these settings on top of the run's;
+    `purge` first drops events left in its queues by earlier tests."""
+    if purge:
+        await _purge_artifacts_queues(servers.amqp_url, amqp_prefix)
+    app = create_app(settings_for(ArtifactsSettings, service_env, **settings))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
 @pytest.fixture(scope="module")
 async def artifacts_service(
     service_env: dict[str, str], servers: Servers, amqp_prefix: str, pulp_server: PulpServer
 ) -> AsyncIterator[FastStream]:
-    await _purge_artifacts_queues(servers.amqp_url, amqp_prefix)
-    settings = settings_for(
-        ArtifactsSettings,
+    async with running_artifacts(
         service_env,
+        servers,
+        amqp_prefix,
         pulp_url=pulp_server.url,
         pulp_user=pulp_server.user,
         pulp_password=pulp_server.password,
-    )
-    app = create_app(settings)
-    await app.start()
-    yield app
-    await app.stop()
+    ) as app:
+        yield app
 
 
 async def repo_content(

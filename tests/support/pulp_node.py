@@ -100,6 +100,9 @@ async def wait_for_task(
     deadline = loop.time() + timeout
     while True:
         response = await client.get(task_href)
+        if response.status_code >= 500 and loop.time() < deadline:
+            await asyncio.sleep(0.2)  # the shared Pulp is briefly short of something: ask again
+            continue
         response.raise_for_status()
         task: dict[str, Any] = response.json()
         if task["state"] == "completed":

@@ -94,14 +94,15 @@ def test_a_build_plans_src_arch_and_debug_repositories_per_platform() -> None:
         ],
         tasks=[PlannedTask(task_id=1, platform="P8", arch="x86_64")],
     )
-    planned = [(p.name, p.arch, p.debug) for p in planned_repositories(event)]
+    planned = [(p.name, p.arch, p.debug, p.read_by_nodes) for p in planned_repositories(event)]
+    # Only what a node's task lists (its arch and debug repositories) is published empty.
     assert planned == [
-        ("P8-src-3-br", "src", False),
-        ("P8-x86_64-3-br", "x86_64", False),
-        ("P8-i686-3-br", "i686", False),
-        ("P8-x86_64-3-debug-br", "x86_64", True),
-        ("P8-i686-3-debug-br", "i686", True),
-        ("P9-src-3-br", "src", False),
-        ("P9-aarch64-3-br", "aarch64", False),
-        ("P9-aarch64-3-debug-br", "aarch64", True),
+        ("P8-src-3-br", "src", False, False),
+        ("P8-x86_64-3-br", "x86_64", False, True),
+        ("P8-i686-3-br", "i686", False, True),
+        ("P8-x86_64-3-debug-br", "x86_64", True, True),
+        ("P8-i686-3-debug-br", "i686", True, True),
+        ("P9-src-3-br", "src", False, False),
+        ("P9-aarch64-3-br", "aarch64", False, True),
+        ("P9-aarch64-3-debug-br", "aarch64", True, True),
     ]

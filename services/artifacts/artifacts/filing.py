@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from artifacts.context import Context
 from artifacts.naming import debug_repo_name, log_repo_name, parse_rpm_file_name, rpm_repo_name
 from artifacts.pulp import LOG_REPO, PulpClient, PulpError, PulpRepo
+from artifacts.pulp_api import tally
 from artifacts.store import LOG_TYPE, link_repository, repository_href, seen_before
 from shared.contracts.build_node import (
     BuildTaskArtifactsStored,
@@ -80,24 +82,62 @@ class Filing:
         self.content_hrefs: list[str] = []
 
     async def run(self, sessions: SessionFactory) -> None:
+        """Each repository's `modify` starts as soon as its own units exist, so the Pulp
+        worker adds the packages while the API still makes the log files' units."""
         repo_hrefs = await self._rpm_repo_hrefs(sessions)
-        log_targets = [t for t in self.targets if t.is_log]
-        if log_targets:
-            self.log_repo = await self._pulp.ensure_repository(LOG_REPO, log_targets[0].repo_name)
-            repo_hrefs[self.log_repo.name] = self.log_repo.href
         unique = {_content_key(a): a for a in reversed(self.event.artifacts)}  # first name wins
-        contents = await asyncio.gather(*(self._content_of(a) for a in unique.values()))
-        made = dict(zip(unique, contents, strict=True))
-        self.content_hrefs = [made[_content_key(a)] for a in self.event.artifacts]
-        by_repo: dict[str, list[str]] = defaultdict(list)
-        for target, content_href in zip(self.targets, self.content_hrefs, strict=True):
-            by_repo[repo_hrefs[target.repo_name]].append(content_href)
-        await asyncio.gather(*(self._pulp.add_content(h, units) for h, units in by_repo.items()))
+        content_of = await self._content_maker(list(unique.values()))
+        # Packages first: they gate three repositories, the logs only one.
+        ordered = sorted(unique.items(), key=lambda item: item[1].type != "rpm")
+        made = {key: asyncio.ensure_future(content_of(a)) for key, a in ordered}
+        log_repo = asyncio.ensure_future(self._log_repo())
+        by_repo: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+        for target, artifact in zip(self.targets, self.event.artifacts, strict=True):
+            by_repo[target.repo_name].append(_content_key(artifact))
 
-    async def _content_of(self, artifact: ReportedArtifact) -> str:
-        if artifact.type == "rpm":
+        async def file_into(repo_name: str, keys: list[tuple[str, ...]]) -> None:
+            units = await asyncio.gather(*(made[key] for key in keys))
+            href = repo_hrefs.get(repo_name)
+            if href is None:  # the log repository, made meanwhile
+                href = _made(await log_repo).href
+            await self._pulp.add_content(href, list(units))
+
+        filed = [file_into(name, keys) for name, keys in by_repo.items()]
+        # Every step runs to its end (never abandoned half way), then the first error counts.
+        outcomes = await asyncio.gather(*filed, log_repo, *made.values(), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        self.log_repo = log_repo.result()
+        self.content_hrefs = [made[_content_key(a)].result() for a in self.event.artifacts]
+
+    async def _log_repo(self) -> PulpRepo | None:
+        """The task's log repository; no publication until its first version (autopublish)."""
+        names = [t.repo_name for t in self.targets if t.is_log]
+        if not names:
+            return None
+        return await self._pulp.ensure_repository(LOG_REPO, names[0], publish=False)
+
+    async def _content_maker(
+        self, artifacts: list[ReportedArtifact]
+    ) -> Callable[[ReportedArtifact], Awaitable[str]]:
+        """How to get each artifact's content: packages Pulp has are found by pkgId (one
+        query for all), the rest are made by Pulp's synchronous upload."""
+        checksums = await self._pulp.artifact_checksums(
+            {a.artifact_href: a.name for a in artifacts}
+        )
+        rpm_sums = [checksums[a.artifact_href] for a in artifacts if a.type == "rpm"]
+        known = await self._pulp.packages_by_checksum(rpm_sums) if rpm_sums else {}
+
+        async def content_of(artifact: ReportedArtifact) -> str:
+            if artifact.type != "rpm":
+                return await self._pulp.ensure_file(artifact.artifact_href, artifact.name)
+            found = known.get(checksums[artifact.artifact_href])
+            if found is not None:
+                return found
             return await self._pulp.ensure_package(artifact.artifact_href, artifact.name)
-        return await self._pulp.ensure_file(artifact.artifact_href, artifact.name)
+
+        return content_of
 
     async def _rpm_repo_hrefs(self, sessions: SessionFactory) -> dict[str, str]:
         wanted = {t.repo_name: t for t in self.targets if not t.is_log}
@@ -111,6 +151,12 @@ class Filing:
                     raise FilingError(f"build {self.event.build_id} has no repository {name}")
                 hrefs[name] = href
         return hrefs
+
+
+def _made(repo: PulpRepo | None) -> PulpRepo:
+    if repo is None:
+        raise FilingError("a log was reported but no log repository was planned")
+    return repo
 
 
 def _content_key(artifact: ReportedArtifact) -> tuple[str, ...]:
@@ -139,18 +185,20 @@ async def _store(ctx: Context, message_id: str | None, event: BuildTaskFinished)
         log.info("task %s attempt %s is filed already", event.task_id, event.attempt)
     else:
         started = time.monotonic()
-        try:
-            await filing.run(ctx.sessions)
-        except (PulpError, FilingError) as exc:
-            error = f"The artifacts could not be stored: {exc}"
-            log.warning("task %s attempt %s: %s", event.task_id, event.attempt, error)
-        else:
+        with tally() as counted:
+            try:
+                await filing.run(ctx.sessions)
+            except (PulpError, FilingError) as exc:
+                error = f"The artifacts could not be stored: {exc}"
+                log.warning("task %s attempt %s: %s", event.task_id, event.attempt, error)
+        if error is None:
             log.info(
-                "task %s attempt %s: %d artifact(s) filed in %.1f s",
+                "task %s attempt %s: %d artifact(s) filed in %.2f s (%s)",
                 event.task_id,
                 event.attempt,
                 len(event.artifacts),
                 time.monotonic() - started,
+                counted,
             )
     await _conclude(ctx, message_id, filing, error)
 

@@ -14,7 +14,7 @@ from shared.settings import load_settings
 
 def create_app(settings: ArtifactsSettings | None = None) -> FastStream:
     settings = settings or load_settings(ArtifactsSettings)
-    runtime = create_runtime("artifacts", settings, pool_size=5)
+    runtime = create_runtime("artifacts", settings, pool_size=settings.db_pool_size)
     pulp = PulpClient.from_settings(settings)
     runtime.on_start.append(pulp.start)
     runtime.on_stop.append(pulp.close)

@@ -5,10 +5,11 @@ step or a redelivered event never creates a duplicate.
 """
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from artifacts.naming import LOG_BASE_PATH, RPM_BASE_PATH
-from artifacts.pulp_api import API, PulpApi, PulpError, RetryPolicy, TaskPolicy
+from artifacts.pulp_api import API, Json, PulpApi, PulpError, RetryPolicy, TaskPolicy
 from artifacts.settings import ArtifactsSettings
 
 ARTIFACTS = f"{API}/artifacts/"
@@ -60,6 +61,7 @@ class PulpClient(PulpApi):
                 settings.pulp_retries,
                 settings.pulp_retry_backoff_seconds,
                 settings.pulp_retry_max_delay_seconds,
+                settings.pulp_retry_deadline_seconds,
             ),
             tasks=TaskPolicy(settings.pulp_task_poll_seconds, settings.pulp_task_timeout_seconds),
             concurrency=settings.pulp_concurrency,
@@ -67,10 +69,12 @@ class PulpClient(PulpApi):
 
     # Repositories
 
-    async def ensure_repository(self, kind: RepoKind, name: str) -> PulpRepo:
-        """The repository `name` (autopublish), a publication and its distribution."""
+    async def ensure_repository(self, kind: RepoKind, name: str, *, publish: bool) -> PulpRepo:
+        """The repository `name` (autopublish) and its distribution; `publish` also gives the
+        empty repository a publication, for a repository read before anything is filed."""
         return await self._step(
-            f"creating Pulp repository {name!r}", lambda: self._ensure_repository(kind, name)
+            f"creating Pulp repository {name!r}",
+            lambda: self._ensure_repository(kind, name, publish=publish),
         )
 
     async def delete_repository(self, repo_href: str) -> None:
@@ -85,18 +89,50 @@ class PulpClient(PulpApi):
 
     # Content
 
+    async def artifact_checksums(self, names: dict[str, str]) -> dict[str, str]:
+        """artifact href -> sha256 in one call, for {artifact href: file name}; an href that
+        is not one of this Pulp's artifacts is an error naming the file."""
+        paths = {}
+        for href, name in names.items():
+            try:
+                paths[href] = self._own_path(href, ARTIFACTS, "artifact")
+            except PulpError as exc:
+                raise PulpError(f"importing {name!r}: {exc}") from exc
+        wanted = ",".join(sorted(set(paths.values())))
+        found = await self._step(
+            f"reading {len(names)} Pulp artifact(s)",
+            lambda: self._list(ARTIFACTS, pulp_href__in=wanted, fields="pulp_href,sha256"),
+        )
+        checksums = {a["pulp_href"]: a["sha256"] for a in found}
+        for href, path in paths.items():
+            if path not in checksums:
+                raise PulpError(f"importing {names[href]!r} ({href}): Pulp has no artifact {path}")
+        return {href: checksums[path] for href, path in paths.items()}
+
+    async def packages_by_checksum(self, checksums: list[str]) -> dict[str, str]:
+        """sha256 (an RPM's pkgId) -> href of the package content Pulp has already."""
+        wanted = ",".join(sorted(set(checksums)))
+        found = await self._step(
+            "looking up RPM packages by pkgId",
+            lambda: self._list(RPM_PACKAGES, pkgId__in=wanted, fields="pulp_href,pkgId"),
+        )
+        return {p["pkgId"]: p["pulp_href"] for p in found}
+
     async def ensure_package(self, artifact_href: str, file_name: str) -> str:
-        """The RPM package content made from the artifact (looked up by pkgId first)."""
+        """The RPM package content of the artifact, made in the request (no Pulp task)."""
+        href = self._own_path(artifact_href, ARTIFACTS, "artifact")
         return await self._step(
-            f"importing RPM {file_name!r} ({artifact_href})",
-            lambda: self._ensure_content(RPM_PACKAGES, "pkgId", artifact_href, file_name),
+            f"importing RPM {file_name!r} ({href})",
+            lambda: self._upload(RPM_PACKAGES, {"artifact": href}),
         )
 
     async def ensure_file(self, artifact_href: str, file_name: str) -> str:
-        """The file content of the artifact under `file_name` (looked up by sha256 + path)."""
+        """The file content of the artifact under `file_name`: found by sha256 and path, or
+        made in the request (Pulp answers the existing unit when it has it)."""
+        href = self._own_path(artifact_href, ARTIFACTS, "artifact")
         return await self._step(
-            f"importing file {file_name!r} ({artifact_href})",
-            lambda: self._ensure_content(FILE_CONTENT, "sha256", artifact_href, file_name),
+            f"importing file {file_name!r} ({href})",
+            lambda: self._upload(FILE_CONTENT, {"artifact": href, "relative_path": file_name}),
         )
 
     async def add_content(self, repo_href: str, content_hrefs: list[str]) -> str | None:
@@ -109,18 +145,17 @@ class PulpClient(PulpApi):
 
     # The steps themselves (never call a public method from here: slots do not nest)
 
-    async def _ensure_repository(self, kind: RepoKind, name: str) -> PulpRepo:
+    async def _ensure_repository(self, kind: RepoKind, name: str, *, publish: bool) -> PulpRepo:
         repo_href = await self._find_or_create_repository(kind, name)
         # Independent Pulp tasks, so their polls overlap; both end before this step does.
-        published, distributed = await asyncio.gather(
-            self._ensure_publication(kind, repo_href),
-            self._ensure_distribution(kind, name, repo_href),
-            return_exceptions=True,
-        )
-        for outcome in (published, distributed):
+        steps: list[Awaitable[object]] = [self._ensure_distribution(kind, name, repo_href)]
+        if publish:
+            steps.append(self._ensure_publication(kind, repo_href))
+        outcomes = await asyncio.gather(*steps, return_exceptions=True)
+        for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return PulpRepo(name=name, href=repo_href, base_url=str(distributed))
+        return PulpRepo(name=name, href=repo_href, base_url=str(outcomes[0]))
 
     async def _find_or_create_repository(self, kind: RepoKind, name: str) -> str:
         found = await self._find_one(kind.repositories, name=name)
@@ -184,25 +219,16 @@ class PulpClient(PulpApi):
         for distribution in await self._list(kind.distributions, name=f"{name}-distro"):
             await self._delete(distribution["pulp_href"])
 
-    async def _ensure_content(
-        self, endpoint: str, checksum_filter: str, artifact_href: str, file_name: str
-    ) -> str:
-        artifact_href = self._own_path(artifact_href, ARTIFACTS, "artifact")
-        artifact = await self._get_or_none(artifact_href)
-        if artifact is None:
-            raise PulpError(f"Pulp has no artifact {artifact_href}")
-        lookup = {checksum_filter: artifact["sha256"]}
-        if endpoint == FILE_CONTENT:
-            lookup["relative_path"] = file_name
-        found = await self._find_one(endpoint, **lookup)
-        if found is not None:
-            return str(found["pulp_href"])
-        body = {"relative_path": file_name, "artifact": artifact_href}
-        task = await self.wait_task((await self._json("POST", endpoint, json=body))["task"])
-        created = [href for href in task["created_resources"] if href.startswith(endpoint)]
-        if not created:
-            raise PulpError(f"Pulp made no content of {file_name!r} from {artifact_href}")
-        return str(created[0])
+    async def _upload(self, endpoint: str, body: Json) -> str:
+        """Pulp's synchronous `upload/` action: content made in the request, no task."""
+        response = await self._call("POST", f"{endpoint}upload/", json=body)
+        if response.status_code == 400 and endpoint == RPM_PACKAGES:
+            # The package exists (made meanwhile by another report): take that one.
+            sha256 = (await self._json("GET", body["artifact"]))["sha256"]
+            found = await self._find_one(RPM_PACKAGES, pkgId=sha256, fields="pulp_href")
+            if found is not None:
+                return str(found["pulp_href"])
+        return str(self._checked("POST", f"{endpoint}upload/", response)["pulp_href"])
 
     async def _add_content(self, repo_href: str, units: list[str]) -> str | None:
         answer = await self._json("POST", f"{repo_href}modify/", json={"add_content_units": units})

@@ -2,17 +2,26 @@
 
 Every HTTP call has a timeout and every Pulp task is polled with a bound (REFERENCE §11.28).
 A step (one idempotent unit of work) that met a connection error, a timeout, a 5xx or a
-429 is run again after an exponential backoff; anything else fails it for good.
+429 is run again after a jittered exponential backoff (tenacity), until an attempt count or
+a deadline; anything else fails it for good.
 """
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,38 @@ T = TypeVar("T")
 Json = dict[str, Any]
 
 
+@dataclass
+class Tally:
+    """Pulp HTTP calls and Pulp tasks waited for, by one unit of work (a report, a build)."""
+
+    calls: int = 0
+    tasks: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.calls} Pulp calls, {self.tasks} Pulp tasks"
+
+
+_tally: ContextVar[Tally | None] = ContextVar("pulp_tally", default=None)
+
+
+@contextmanager
+def tally() -> Iterator[Tally]:
+    """Count the Pulp calls made inside the block, including by tasks it starts."""
+    counted = Tally()
+    token = _tally.set(counted)
+    try:
+        yield counted
+    finally:
+        _tally.reset(token)
+
+
+def _count(*, calls: int = 0, tasks: int = 0) -> None:
+    counted = _tally.get()
+    if counted is not None:
+        counted.calls += calls
+        counted.tasks += tasks
+
+
 class PulpError(Exception):
     """A Pulp step failed for good; the message says which step and why, for people."""
 
@@ -36,20 +77,39 @@ class Transient(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    retries: int = 4
-    backoff_seconds: float = 0.5
-    max_delay_seconds: float = 30.0
+    """Jittered exponential backoff, bounded in attempts and in time (whichever ends first)."""
 
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter, so replicas retrying together spread out."""
-        delay: float = min(self.max_delay_seconds, self.backoff_seconds * 2**attempt)
-        return delay * random.uniform(0.5, 1.0)
+    retries: int = 50
+    backoff_seconds: float = 0.5
+    max_delay_seconds: float = 10.0
+    deadline_seconds: float = 300.0
+
+    def retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Transient),
+            wait=wait_exponential_jitter(
+                multiplier=self.backoff_seconds,
+                max=self.max_delay_seconds,
+                jitter=self.backoff_seconds,
+            ),
+            stop=stop_after_attempt(self.retries + 1) | stop_after_delay(self.deadline_seconds),
+            reraise=True,
+        )
 
 
 @dataclass(frozen=True)
 class TaskPolicy:
-    poll_seconds: float = 0.5
+    poll_seconds: float = 0.3
     timeout_seconds: float = 600.0
+
+
+def task_failure(what: str, error: Json) -> Exception:
+    """A failed task's error; a worker process that died (Pulp short of memory or database
+    connections) is no fault of the request, so the step is worth running again."""
+    reason = error.get("description") or error.get("reason") or "no reason given"
+    if "died unexpectedly" in reason:
+        return Transient(f"{what}: {reason}")
+    return PulpError(f"{what}: {reason}")
 
 
 def _session_rejected(response: httpx.Response) -> bool:
@@ -106,6 +166,7 @@ class PulpApi:
 
     async def wait_task(self, task_href: str) -> Json:
         """Poll the task at a growing interval; a failed task or the time bound is an error."""
+        _count(tasks=1)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._tasks.timeout_seconds
         interval = 0.05
@@ -121,8 +182,7 @@ class PulpApi:
                 if state == "completed":
                     return task
                 if state in FAILED_TASK_STATES:
-                    error = (task.get("error") or {}).get("description") or "no reason given"
-                    raise PulpError(f"Pulp task {label} {state}: {error}")
+                    raise task_failure(f"Pulp task {label} {state}", task.get("error") or {})
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise PulpError(
@@ -130,26 +190,29 @@ class PulpApi:
                     f"{self._tasks.timeout_seconds:g} s (last state: {state})"
                 )
             await asyncio.sleep(min(interval, remaining))
-            interval = min(interval * 2, self._tasks.poll_seconds)
+            interval = min(interval * 1.5, self._tasks.poll_seconds)
 
     # HTTP
 
     async def _step(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
-        attempts = self._retry.retries + 1
-        for attempt in range(attempts):
-            try:
-                async with self._slots:
-                    return await step()
-            except Transient as exc:
-                if attempt + 1 == attempts:
-                    raise PulpError(
-                        f"{what}: Pulp is unavailable after {attempts} attempts ({exc})"
-                    ) from exc
-                delay = self._retry.delay(attempt)
-                log.warning("%s: %s; trying again in %.1f s", what, exc, delay)
-                await asyncio.sleep(delay)
-            except PulpError as exc:
-                raise PulpError(f"{what}: {exc}") from exc
+        """Run one idempotent step, again after a transient failure (see RetryPolicy)."""
+        retrying = self._retry.retrying()
+        retrying.before_sleep = lambda state: log.warning(
+            "%s: %s; trying again in %.1f s",
+            what,
+            state.outcome.exception() if state.outcome else "?",
+            state.upcoming_sleep,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with self._slots:
+                        return await step()
+        except Transient as exc:
+            tries = retrying.statistics.get("attempt_number", "?")
+            raise PulpError(f"{what}: Pulp is unavailable after {tries} attempts ({exc})") from exc
+        except PulpError as exc:
+            raise PulpError(f"{what}: {exc}") from exc
         raise AssertionError("unreachable")
 
     async def _call(
@@ -179,7 +242,9 @@ class PulpApi:
         params: Json | None,
     ) -> httpx.Response:
         if csrf is None:
+            _count(calls=1)
             return await client.request(method, path, json=json, params=params, auth=self._auth)
+        _count(calls=1)
         headers = {"X-CSRFToken": csrf}
         return await client.request(method, path, json=json, params=params, headers=headers)
 

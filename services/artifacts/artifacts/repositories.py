@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from artifacts.context import Context
 from artifacts.naming import debug_repo_name, rpm_repo_name
 from artifacts.pulp import RPM_REPO, PulpClient, PulpError, PulpRepo
+from artifacts.pulp_api import tally
 from artifacts.store import RPM_TYPE, build_exists, link_repository, seen_before
 from shared.contracts.builds import BuildCreated, BuildDeleted, BuildReposFailed, BuildReposReady
 from shared.contracts.messages import Event
@@ -31,6 +32,12 @@ class PlannedRepo:
     name: str
     arch: str
     debug: bool
+
+    @property
+    def read_by_nodes(self) -> bool:
+        """A node's task lists the arch and debug repositories of its arch, never `src`
+        (REFERENCE §5.2): only those need metadata before their first package."""
+        return self.arch != "src"
 
 
 def planned_repositories(event: BuildCreated) -> list[PlannedRepo]:
@@ -61,18 +68,23 @@ async def prepare_build_repositories(
 
 async def _prepare(ctx: Context, message_id: str | None, event: BuildCreated) -> None:
     async with ctx.sessions() as session:
-        if not await build_exists(session, event.build_id):
-            log.info("build %s is gone; no repositories made for it", event.build_id)
-            await handle_once(ctx.sessions, ctx.consumer, message_id, _nothing)
-            return
+        exists = await build_exists(session, event.build_id)
+    if not exists:  # the session above is closed: one connection per handler at a time
+        log.info("build %s is gone; no repositories made for it", event.build_id)
+        await handle_once(ctx.sessions, ctx.consumer, message_id, _nothing)
+        return
     planned = planned_repositories(event)
     started = time.monotonic()
-    outcomes = await _all_settled(ctx.pulp.ensure_repository(RPM_REPO, p.name) for p in planned)
+    with tally() as counted:
+        outcomes = await _all_settled(
+            ctx.pulp.ensure_repository(RPM_REPO, p.name, publish=p.read_by_nodes) for p in planned
+        )
     log.info(
-        "build %s: %d repositories made in %.1f s",
+        "build %s: %d repositories made in %.2f s (%s)",
         event.build_id,
         len(planned),
         time.monotonic() - started,
+        counted,
     )
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if failures:

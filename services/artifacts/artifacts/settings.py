@@ -9,18 +9,23 @@ class ArtifactsSettings(CommonSettings):
         env_prefix=ENV_PREFIX, env_file=".env", env_ignore_empty=True, extra="ignore"
     )
 
+    # ALBS_DB_POOL_SIZE (CommonSettings): a handler holds at most one connection at a time,
+    # so even 1 cannot deadlock; the default 5 lets a backlog run in parallel.
     pulp_url: str = "http://127.0.0.1:24817"
     pulp_user: str = "admin"
     pulp_password: SecretStr = SecretStr("admin")
     # Every HTTP call to Pulp (connect, read, write) gives up after this long.
     pulp_timeout_seconds: float = Field(default=30.0, gt=0)
-    # A step that met a connection error or a 5xx is tried again this many times,
-    # after backoff * 2**n seconds (capped by pulp_retry_max_delay_seconds).
-    pulp_retries: int = Field(default=4, ge=0)
+    # A step that met a connection error or a 5xx is tried again after backoff * 2**n
+    # seconds plus jitter (at most pulp_retry_max_delay_seconds), up to this many times and
+    # for at most pulp_retry_deadline_seconds: a Pulp restart or a short outage is waited
+    # out, a Pulp that stays away fails the step (the report then carries the error).
+    pulp_retries: int = Field(default=50, ge=0)
     pulp_retry_backoff_seconds: float = Field(default=0.5, ge=0)
-    pulp_retry_max_delay_seconds: float = Field(default=30.0, ge=0)
+    pulp_retry_max_delay_seconds: float = Field(default=10.0, ge=0)
+    pulp_retry_deadline_seconds: float = Field(default=300.0, gt=0)
     # Pulp tasks are polled at a growing interval up to this, and abandoned after the timeout.
-    pulp_task_poll_seconds: float = Field(default=0.5, gt=0)
+    pulp_task_poll_seconds: float = Field(default=0.3, gt=0)
     pulp_task_timeout_seconds: float = Field(default=600.0, gt=0)
     # How many Pulp steps one event may run at once (the worker count of Pulp is the real limit).
     pulp_concurrency: int = Field(default=4, ge=1)

@@ -1,0 +1,267 @@
+"""Benchmark the artifacts path against a running stack (see bench/README.md).
+
+1. repositories: `--repo-builds` builds of one platform and two arches (i686, aarch64) are
+   submitted one after another; each is timed from the create answer until it is ready.
+2. reports: one build of `--reports` chained refs; a simulated albs-node takes each task,
+   uploads 3 RPMs and 12 logs to Pulp as albs-node does (chunked uploads; `--basic-auth`
+   for the node's per-request basic auth),
+   reports `build_done`, and times build_done -> artifacts stored (rows in PostgreSQL)
+   and build_done -> the next ref handed out (the dependent released).
+
+Pulp calls per report and per build come from the artifacts service's log lines.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+# This file's own folder comes first on sys.path, and its name would shadow the service.
+sys.path[0] = str(ROOT)
+
+from artifacts.settings import ArtifactsSettings  # noqa: E402
+from tests.support.pulp_node import PulpServer, upload_artifact  # noqa: E402
+from tests.support.rpms import build_rpm_set  # noqa: E402
+
+NODE = "/api/v1/build_node"
+ARTIFACTS_LOG = ROOT / ".dev" / "logs" / "artifacts.log"
+LOG_NAMES = [
+    "albs.{ts}.log",
+    "mock_build.srpm.{ts}.log",
+    "mock_root.srpm.{ts}.log",
+    "mock_state.srpm.{ts}.log",
+    "mock.srpm.{ts}.cfg",
+    "mock_build.{ts}.log",
+    "mock_root.{ts}.log",
+    "mock_state.{ts}.log",
+    "mock_hw_info.{ts}.log",
+    "mock_installed_pkgs.{ts}.log",
+    "mock.{ts}.cfg",
+    "build_stats.yml",
+]
+POLL = 0.02
+# Stored: the rows, or the event saying why not (a failed report has no rows).
+STORED = """SELECT EXISTS (SELECT 1 FROM build_artifacts WHERE build_task_id = :t)
+    OR EXISTS (SELECT 1 FROM outbox WHERE routing_key = 'build_task.artifacts_stored'
+               AND (payload->>'task_id')::int = :t)"""
+STORED_ERROR = """SELECT payload->>'error' FROM outbox
+    WHERE routing_key = 'build_task.artifacts_stored' AND (payload->>'task_id')::int = :t"""
+
+
+def token(*args: str) -> str:
+    command = [str(ROOT / ".venv" / "bin" / "albs"), "token", "create", *args]
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+def percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def pulp_counts(pattern: str) -> str:
+    """The Pulp call counts the artifacts service logged for one report or build."""
+    if not ARTIFACTS_LOG.exists():
+        return "?"
+    found = re.findall(
+        pattern + r".*\((\d+ Pulp calls, \d+ Pulp tasks)\)", ARTIFACTS_LOG.read_text()
+    )
+    return found[-1] if found else "?"
+
+
+async def create_platform(client: httpx.AsyncClient, admin: str) -> str:
+    platform = f"bench-{secrets.token_hex(3)}"
+    body = {
+        "name": platform,
+        "type": "rpm",
+        "distr_type": "rhel",
+        "distr_version": "8",
+        "test_dist_name": "almalinux",
+        "arch_list": ["x86_64", "i686", "aarch64"],
+        "repos": [],
+        "data": {"mock": {}, "yum": {}, "definitions": {}},
+    }
+    (await client.post("/api/v1/platforms/", json=body, headers=bearer(admin))).raise_for_status()
+    return platform
+
+
+async def submit(
+    client: httpx.AsyncClient, user: str, platform: str, arches: list[str], refs: int
+) -> int:
+    build = {
+        "platforms": [{"name": platform, "arch_list": arches}],
+        "tasks": [
+            {"url": f"https://git.example.org/bench/{secrets.token_hex(4)}.git"}
+            for _ in range(refs)
+        ],
+    }
+    answer = await client.post("/api/v1/builds/", json=build, headers=bearer(user))
+    answer.raise_for_status()
+    return int(answer.json()["id"])
+
+
+async def until(engine: AsyncEngine, query: str, params: dict[str, int], limit: float) -> float:
+    """Seconds until the query answers true (polled every 20 ms); SystemExit after `limit`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        async with engine.connect() as conn:
+            if await conn.scalar(text(query), params):
+                return time.perf_counter() - started
+        await asyncio.sleep(POLL)
+    raise SystemExit(f"not true within {limit} s: {query} {params}")
+
+
+async def repositories_phase(
+    client: httpx.AsyncClient, engine: AsyncEngine, user: str, platform: str, builds: int
+) -> list[float]:
+    took = []
+    for _ in range(builds):
+        # Arches the simulated node never asks for: these tasks stay out of the report phase.
+        build_id = await submit(client, user, platform, ["i686", "aarch64"], 1)
+        seconds = await until(
+            engine, "SELECT ready FROM builds WHERE id = :b", {"b": build_id}, 300
+        )
+        counts = pulp_counts(rf"build {build_id}: \d+ repositories made")
+        print(f"  build {build_id}: repositories ready in {seconds:.2f} s ({counts})")
+        took.append(seconds)
+    return took
+
+
+def make_report_files(workdir: Path, run: str, index: int) -> list[tuple[Path, str]]:
+    rpms = build_rpm_set(workdir, name=f"bench-{run}", release=str(index + 1), arch="x86_64")
+    files = [(rpms.src, "rpm"), (rpms.binary, "rpm"), (rpms.debuginfo, "rpm")]
+    ts = int(time.time()) + index
+    for name in LOG_NAMES:
+        path = workdir / f"logs-{index}" / name.format(ts=ts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Build logs are tens of kilobytes of text, different every time.
+        lines = (f"{index} {n} {secrets.token_hex(24)} building bench-{run}\n" for n in range(600))
+        path.write_text("".join(lines))
+        files.append((path, "build_log"))
+    return files
+
+
+async def take_task(client: httpx.AsyncClient, node: str, limit: float) -> tuple[int, float]:
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        answer = await client.request(
+            "GET", f"{NODE}/get_task", json={"supported_arches": ["x86_64"]}, headers=bearer(node)
+        )
+        task = answer.raise_for_status().json()
+        if task:
+            return int(task["id"]), time.perf_counter() - started
+        await asyncio.sleep(POLL)
+    raise SystemExit(f"no task within {limit} s")
+
+
+async def reports_phase(
+    client: httpx.AsyncClient, engine: AsyncEngine, user: str, node: str, args: argparse.Namespace
+) -> tuple[list[float], list[float]]:
+    build_id = await submit(client, user, args.platform, ["x86_64"], args.reports)
+    await until(engine, "SELECT ready FROM builds WHERE id = :b", {"b": build_id}, 300)
+    settings = ArtifactsSettings()
+    run = secrets.token_hex(3)
+    stored, released = [], []
+    server = PulpServer(
+        settings.pulp_url, settings.pulp_user, settings.pulp_password.get_secret_value()
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        reports = [make_report_files(Path(tmp), run, i) for i in range(args.reports)]
+        # albs-node sends basic auth on every request (Pulp hashes the password each time):
+        # --basic-auth does the same; by default the uploads, which come before the timed
+        # part, use a session so that a run takes minutes, not most of an hour.
+        uploads: contextlib.AbstractAsyncContextManager[httpx.AsyncClient] = (
+            server.node_client(timeout=60) if args.basic_auth else server.session_client(60)
+        )
+        async with uploads as pulp:
+            task_id, _ = await take_task(client, node, 60)
+            for index, files in enumerate(reports):
+                hrefs = [
+                    await upload_artifact(pulp, path, chunk_size=64 * 1024) for path, _ in files
+                ]
+                artifacts = [
+                    {"name": path.name, "type": kind, "href": href}
+                    for (path, kind), href in zip(files, hrefs, strict=True)
+                ]
+                body = {"task_id": task_id, "status": "done", "artifacts": artifacts}
+                done = await client.post(f"{NODE}/build_done", json=body, headers=bearer(node))
+                done.raise_for_status()
+                seconds = await until(engine, STORED, {"t": task_id}, 600)
+                async with engine.connect() as conn:
+                    error = await conn.scalar(text(STORED_ERROR), {"t": task_id})
+                if error:  # no rows: the bench cannot go on with this chain
+                    raise SystemExit(f"task {task_id}: {error}")
+                stored.append(seconds)
+                line = f"  task {task_id}: stored in {seconds:.2f} s"
+                if index + 1 < len(reports):
+                    task_id, waited = await take_task(client, node, 600)
+                    released.append(seconds + waited)
+                    line += f", next ref handed out after {seconds + waited:.2f} s"
+                print(line)
+    return stored, released
+
+
+def report_counts(limit: int) -> list[str]:
+    if not ARTIFACTS_LOG.exists():
+        return []
+    return re.findall(
+        r"artifact\(s\) filed in .*\((\d+ Pulp calls, \d+ Pulp tasks)\)", ARTIFACTS_LOG.read_text()
+    )[-limit:]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reports", type=int, default=10, help="reports filed one after another")
+    parser.add_argument("--repo-builds", type=int, default=3, help="builds whose repos are timed")
+    parser.add_argument("--basic-auth", action="store_true", help="upload with basic auth")
+    args = parser.parse_args()
+    url = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8088")
+    engine = create_async_engine(ArtifactsSettings().database_url, pool_size=2)
+    admin, user, node = (
+        token("--username", "bench-admin", "--admin"),
+        token("--username", "bench"),
+        token("--node", "bench-node"),
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        args.platform = await create_platform(client, admin)
+        print(f"repositories of {args.repo_builds} builds (1 platform, i686 + aarch64):")
+        repos = await repositories_phase(client, engine, user, args.platform, args.repo_builds)
+        print(f"{args.reports} reports of 3 RPMs + 12 logs, one after another:")
+        stored, released = await reports_phase(client, engine, user, node, args)
+    await engine.dispose()
+    print(f"repository creation: p50 {percentile(repos, 50):.2f} s, max {max(repos):.2f} s")
+    print(
+        f"build_done -> stored: p50 {percentile(stored, 50):.2f} s, "
+        f"p99 {percentile(stored, 99):.2f} s"
+    )
+    if released:
+        print(
+            f"build_done -> next ref handed out: p50 {percentile(released, 50):.2f} s, "
+            f"p99 {percentile(released, 99):.2f} s"
+        )
+    counts = report_counts(args.reports)
+    if counts:
+        print(f"Pulp calls per report (artifacts log): {', '.join(sorted(set(counts)))}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
