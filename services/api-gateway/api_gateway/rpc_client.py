@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from shared.contracts.messages import Event, RpcReply, RpcSpec
 from shared.contracts.topology import Topology
 from shared.errors import Unavailable, error_for_status
+from shared.messaging.declare import declare_all
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class RpcClient:
         self._events: AbstractExchange | None = None
 
     @property
+    def connection(self) -> AbstractRobustConnection | None:
+        return self._connection
+
+    @property
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
@@ -53,10 +58,8 @@ class RpcClient:
         )
         queue = await self._channel.get_queue(REPLY_QUEUE, ensure=False)
         await queue.consume(self._on_reply, no_ack=True)
-        events = self._topology.events
-        self._events = await self._channel.declare_exchange(
-            events.name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        await declare_all(self._channel, self._topology)
+        self._events = await self._channel.get_exchange(self._topology.events.name)
 
     async def stop(self) -> None:
         for future in self._pending.values():
@@ -88,12 +91,14 @@ class RpcClient:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            await self._events.publish(message, routing_key=event.routing_key, mandatory=True)
+            await self._events.publish(
+                message, routing_key=event.routing_key, mandatory=True, timeout=self._timeout
+            )
         except (DeliveryError, PublishError) as exc:
             raise Unavailable(
                 f"No service takes {event.routing_key} events (is it running?)."
             ) from exc
-        except (AMQPError, ConnectionError) as exc:
+        except (AMQPError, ConnectionError, TimeoutError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
@@ -125,10 +130,12 @@ class RpcClient:
             expiration=self._timeout,
         )
         try:
-            await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+            await self._channel.default_exchange.publish(
+                message, routing_key=queue, mandatory=True, timeout=self._timeout
+            )
         except (DeliveryError, PublishError) as exc:
             raise Unavailable(f"No service serves {queue} (is it running?).") from exc
-        except (AMQPError, ConnectionError) as exc:
+        except (AMQPError, ConnectionError, TimeoutError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:

@@ -8,6 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from shared.contracts.topology import Topology
+from shared.messaging.dead_letters import dead_letter_count
+
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT = 2.0
@@ -35,11 +38,27 @@ async def _rabbitmq(request: Request) -> None:
         raise ConnectionError("not connected")
 
 
+async def dead_letters(request: Request) -> dict[str, int | str]:
+    """How many messages wait in the dead-letter queue (`albs dead-letters list` shows them).
+    Informational: dead letters need an operator, they do not make this gateway unhealthy."""
+    rpc = request.app.state.rpc
+    try:
+        if rpc.connection is None:
+            raise ConnectionError("not connected")
+        count = await asyncio.wait_for(
+            dead_letter_count(rpc.connection, Topology(request.app.state.settings.amqp_prefix)),
+            CHECK_TIMEOUT,
+        )
+    except Exception as exc:
+        return {"dead_letters": f"error: {type(exc).__name__}"}
+    return {"dead_letters": count}
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
     names = ("postgresql", "rabbitmq", "redis")
     probes = (_postgresql(request), _rabbitmq(request), _redis(request))
     states = dict(zip(names, await asyncio.gather(*(_check(p) for p in probes)), strict=True))
     healthy = all(state == "ok" for state in states.values())
-    body = {"status": "ok" if healthy else "degraded", **states}
+    body = {"status": "ok" if healthy else "degraded", **states, **await dead_letters(request)}
     return JSONResponse(body, status_code=200 if healthy else 503)
