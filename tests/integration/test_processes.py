@@ -25,7 +25,13 @@ def test_service_starts_reports_ready_and_stops_on_sigterm(
         proc.wait_ready()
         if script == "albs-gateway":
             health = _get_health(port)
-            assert health == {"status": "ok", "postgresql": "ok", "rabbitmq": "ok", "redis": "ok"}
+            assert health == {
+                "status": "ok",
+                "postgresql": "ok",
+                "rabbitmq": "ok",
+                "redis": "ok",
+                "dead_letters": 0,
+            }
     finally:
         code = proc.stop()
     # uvicorn re-raises SIGTERM after its graceful shutdown; both mean "stopped cleanly".
@@ -34,7 +40,7 @@ def test_service_starts_reports_ready_and_stops_on_sigterm(
     assert "Traceback" not in proc.log()
 
 
-def _get_health(port: int) -> dict[str, str]:
+def _get_health(port: int) -> dict[str, str | int]:
     for _ in range(50):
         try:
             answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
