@@ -46,7 +46,7 @@ def _get_health(port: int) -> dict[str, str | int]:
             answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
         except httpx.TransportError:
             continue
-        body: dict[str, str] = answer.json()
+        body: dict[str, str | int] = answer.json()
         return body
     raise AssertionError("the gateway never answered /healthz")
 
