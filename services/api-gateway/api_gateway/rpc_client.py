@@ -7,6 +7,7 @@ own future, found again by correlation id. See docs/decisions/0001-rpc-client.md
 """
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any, TypeVar
@@ -18,7 +19,12 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
+from aio_pika.exceptions import (
+    AMQPError,
+    ChannelInvalidStateError,
+    DeliveryError,
+    PublishError,
+)
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts.messages import Event, RpcReply, RpcSpec
@@ -52,14 +58,31 @@ class RpcClient:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
-        # Publishing with reply-to must happen on the channel that consumes the replies.
-        self._channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        queue = await self._channel.get_queue(REPLY_QUEUE, ensure=False)
-        await queue.consume(self._on_reply, no_ack=True)
+        await self._open_channel()
+        assert self._channel is not None
         await declare_all(self._channel, self._topology)
-        self._events = await self._channel.get_exchange(self._topology.events.name)
+        # aio-pika cannot restore a consumer of the direct reply-to pseudo-queue (it would
+        # declare it), so after a reconnect the client opens a fresh channel itself.
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+
+    async def _open_channel(self) -> None:
+        assert self._connection is not None
+        # Publishing with reply-to must happen on the channel that consumes the replies.
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        queue = await channel.get_queue(REPLY_QUEUE, ensure=False)
+        await queue.consume(self._on_reply, no_ack=True)
+        self._events = await channel.get_exchange(self._topology.events.name, ensure=False)
+        old, self._channel = self._channel, channel
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+
+    async def _on_reconnect(self, *_: object) -> None:
+        try:
+            await self._open_channel()
+            log.info("rpc: reconnected to RabbitMQ")
+        except Exception:
+            log.exception("rpc: could not reopen the channel after a reconnect")
 
     async def stop(self) -> None:
         for future in self._pending.values():
@@ -91,14 +114,15 @@ class RpcClient:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            await self._events.publish(
-                message, routing_key=event.routing_key, mandatory=True, timeout=self._timeout
-            )
+            async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect
+                await self._events.publish(
+                    message, routing_key=event.routing_key, mandatory=True, timeout=self._timeout
+                )
         except (DeliveryError, PublishError) as exc:
             raise Unavailable(
                 f"No service takes {event.routing_key} events (is it running?)."
             ) from exc
-        except (AMQPError, ConnectionError, TimeoutError) as exc:
+        except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
@@ -130,12 +154,13 @@ class RpcClient:
             expiration=self._timeout,
         )
         try:
-            await self._channel.default_exchange.publish(
-                message, routing_key=queue, mandatory=True, timeout=self._timeout
-            )
+            async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect
+                await self._channel.default_exchange.publish(
+                    message, routing_key=queue, mandatory=True, timeout=self._timeout
+                )
         except (DeliveryError, PublishError) as exc:
             raise Unavailable(f"No service serves {queue} (is it running?).") from exc
-        except (AMQPError, ConnectionError, TimeoutError) as exc:
+        except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:

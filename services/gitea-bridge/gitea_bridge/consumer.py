@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from aio_pika.exceptions import AMQPError
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -36,6 +36,7 @@ TRANSIENT = (
     RedisConnectionError,
     RedisTimeoutError,
     AMQPError,
+    ChannelInvalidStateError,
     PublishNotConfirmed,
 )
 
