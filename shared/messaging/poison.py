@@ -15,6 +15,7 @@ from typing import Any
 from aiormq import spec
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
+from pydantic import ValidationError
 
 from shared.contracts.topology import Topology
 
@@ -42,7 +43,9 @@ def failed_deliveries(headers: dict[str, Any] | None) -> int:
 
 
 def should_dead_letter(error: BaseException, earlier_failures: int, max_failures: int) -> bool:
-    return isinstance(error, DeadLetter) or earlier_failures + 1 >= max_failures
+    # A body that fails validation fails it on every delivery.
+    never_succeeds = isinstance(error, DeadLetter | ValidationError)
+    return never_succeeds or earlier_failures + 1 >= max_failures
 
 
 def dead_letter_headers(

@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from gitea_bridge.builds import idempotency_key, service_actor
 from gitea_bridge.consumer import Consumer, is_transient
@@ -51,6 +51,9 @@ def test_poison_counting() -> None:
     assert not should_dead_letter(RuntimeError(), earlier_failures=3, max_failures=5)
     assert should_dead_letter(RuntimeError(), earlier_failures=4, max_failures=5)
     assert should_dead_letter(DeadLetter("refused"), earlier_failures=0, max_failures=5)
+    with pytest.raises(ValidationError) as invalid:
+        BuildCreate.model_validate({})
+    assert should_dead_letter(invalid.value, earlier_failures=0, max_failures=5)
     headers = dead_letter_headers(
         {"x-delivery-count": 4, "trace": "t"},
         queue="p.artifacts.build.created",
