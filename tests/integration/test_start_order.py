@@ -65,7 +65,7 @@ async def test_a_build_created_before_artifacts_ever_ran_proceeds_when_it_starts
     pulp_server: PulpServer,
     run_id: str,
 ) -> None:
-    scheduler = create_scheduler(settings_for(SchedulerSettings, fresh_env))
+    scheduler = create_scheduler(settings_for(SchedulerSettings, fresh_env, db_pool_size=2))
     gateway = create_gateway(settings_for(GatewaySettings, fresh_env, rpc_timeout_seconds=10))
     platform = f"T{run_id}-late-{uuid.uuid4().hex[:4]}"
     await scheduler.start()
