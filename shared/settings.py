@@ -6,6 +6,7 @@ from typing import TypeVar
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.topology import MAX_DELIVERIES
 from shared.db.session import DbLimits
 
 ENV_PREFIX = "ALBS_"
@@ -47,6 +48,17 @@ class CommonSettings(BaseSettings):
             statement_timeout=self.db_statement_timeout_seconds,
             lock_timeout=self.db_lock_timeout_seconds,
         )
+
+    # Messaging (docs/decisions/0010-messages-you-can-trust.md).
+    publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_retention_seconds: float = Field(default=86_400.0, gt=0)
+    inbox_retention_seconds: float = Field(default=7 * 86_400.0, gt=0)
+    retention_interval_seconds: float = Field(default=600.0, gt=0)
+    retention_batch_size: int = Field(default=5_000, ge=1)
+    # An event whose handler failed this many times goes to the dead-letter queue with its
+    # error; below the queues' x-delivery-limit, which stays as a backstop.
+    max_event_failures: int = Field(default=5, ge=1, le=MAX_DELIVERIES - 1)
 
 
 S = TypeVar("S", bound=BaseSettings)

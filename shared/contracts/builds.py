@@ -105,6 +105,8 @@ class BuildsPage(WireModel):
 class CreateBuild(WireModel):
     actor: Actor
     build: BuildCreate
+    # The client's Idempotency-Key: the same key and body within 24 h answer the first build.
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class BuildCommand(WireModel):

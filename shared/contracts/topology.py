@@ -5,10 +5,63 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
+from shared.contracts.build_node import (
+    BUILD_DONE,
+    GET_TASK,
+    BuildTaskArtifactsStored,
+    BuildTaskFinished,
+    NodePinged,
+)
+from shared.contracts.builds import (
+    CREATE_BUILD,
+    DELETE_BUILD,
+    RESTART_FAILED,
+    BuildCreated,
+    BuildDeleted,
+    BuildReposFailed,
+    BuildReposReady,
+)
+from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
+from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
+from shared.contracts.users import LOGIN_GITHUB, REVOKE_TOKENS, SET_ADMIN
 
 # A message that keeps failing goes to the dead-letter queue after this many deliveries.
 MAX_DELIVERIES = 10
+
+# Every (consumer, event) subscription of the system. Each service declares all of them at
+# start, so an event is queued for its consumer even if that consumer never ran yet; a
+# subscriber missing here fails at start (see shared/messaging/subscribers.py).
+SUBSCRIPTIONS: tuple[tuple[str, type[Event]], ...] = (
+    ("scheduler", BuildReposReady),
+    ("scheduler", BuildReposFailed),
+    ("scheduler", BuildTaskArtifactsStored),
+    ("scheduler", NodePinged),
+    ("artifacts", BuildCreated),
+    ("artifacts", BuildTaskFinished),
+    ("artifacts", BuildDeleted),
+    ("gitea-bridge", TagPushed),
+)
+
+RPCS: tuple[RpcSpec[Any, Any], ...] = (
+    CREATE_BUILD,
+    RESTART_FAILED,
+    DELETE_BUILD,
+    CREATE_PLATFORM,
+    MODIFY_PLATFORM,
+    GET_TASK,
+    BUILD_DONE,
+    LOGIN_GITHUB,
+    SET_ADMIN,
+    REVOKE_TOKENS,
+)
+
+SUBSCRIBED_KEYS = frozenset(event.routing_key for _, event in SUBSCRIPTIONS)
+
+
+def is_subscribed(routing_key: str) -> bool:
+    """Whether some service consumes this event; an event nobody consumes is only announced."""
+    return routing_key in SUBSCRIBED_KEYS
 
 
 @dataclass(frozen=True)
@@ -32,6 +85,10 @@ class Topology:
 
     def event_queue(self, consumer: str, event: type[Event]) -> RabbitQueue:
         """The queue of one consumer for one event; replicas of the consumer share it."""
+        if (consumer, event) not in SUBSCRIPTIONS:
+            raise ValueError(
+                f"{consumer} subscribes to {event.routing_key} but SUBSCRIPTIONS does not list it"
+            )
         return RabbitQueue(
             f"{self.prefix}.{consumer}.{event.routing_key}",
             durable=True,
@@ -42,3 +99,9 @@ class Topology:
                 "x-dead-letter-exchange": self.dead_letters.name,
             },
         )
+
+    def event_queues(self) -> list[RabbitQueue]:
+        return [self.event_queue(consumer, event) for consumer, event in SUBSCRIPTIONS]
+
+    def rpc_queues(self) -> list[RabbitQueue]:
+        return [self.rpc_queue(spec) for spec in RPCS]

@@ -1,26 +1,34 @@
 """Transactional outbox: events are rows written with the state change, published after commit.
 
-The relay publishes unpublished rows in id order with publisher confirms and persistent
-delivery, then marks them. A crash between publish and mark publishes the row again with
-the same message id; consumers drop the duplicate through their inbox.
+The relay works in three short steps, none of which holds a transaction while it waits on
+RabbitMQ: claim a batch (one statement, committed: the rows get a lease in `claimed_until`,
+so relays of other replicas skip them), publish the batch concurrently with publisher
+confirms and a timeout each, then mark the confirmed rows published in one statement.
+A row whose publish failed (returned, nacked, timed out) is claimed again after a short
+delay. A relay that dies mid-batch leaves its claim to expire; the rows are then published
+again with the same message id and consumers drop the duplicate through their inbox.
+See docs/decisions/0010-messages-you-can-trust.md.
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
+from dataclasses import dataclass
 
+import aio_pika
 import asyncpg
+from aio_pika.abc import AbstractExchange
+from aiormq import spec
 from faststream.rabbit import RabbitBroker
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.messages import Event
-from shared.contracts.topology import Topology
-from shared.db.base import utcnow
+from shared.contracts.topology import Topology, is_subscribed
 from shared.db.models import OutboxMessage
 from shared.db.session import SessionFactory, unit_of_work
+from shared.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,45 @@ async def add_event(session: AsyncSession, event: Event) -> uuid.UUID:
     return message_id
 
 
+@dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    message_id: uuid.UUID
+    routing_key: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    batch_size: int = 500
+    poll_seconds: float = 1.0
+    publish_timeout: float = 5.0
+    # Longer than a whole batch can take (publish_timeout bounds each publish).
+    claim_seconds: float = 30.0
+    retry_seconds: float = 1.0
+
+
+CLAIM = text(
+    """
+    UPDATE outbox SET claimed_until = now() + make_interval(secs => :claim_seconds)
+    WHERE id IN (
+        SELECT id FROM outbox
+        WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+        ORDER BY id LIMIT :batch_size
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, message_id, routing_key, payload::text
+    """
+)
+MARK_PUBLISHED = text(
+    "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY(:ids)"
+)
+RETRY_LATER = text(
+    "UPDATE outbox SET claimed_until = now() + make_interval(secs => :retry_seconds) "
+    "WHERE id = ANY(:ids)"
+)
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -55,64 +102,117 @@ class OutboxRelay:
         topology: Topology,
         *,
         database_url: str,
-        batch_size: int = 100,
-        idle_poll_seconds: float = 1.0,
+        settings: RelaySettings | None = None,
     ) -> None:
         self._sessions = session_factory
         self._broker = broker
         self._topology = topology
         self._database_url = database_url
-        self._batch_size = batch_size
-        self._idle_poll = idle_poll_seconds
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._settings = settings or RelaySettings()
+        self._job = PeriodicJob("outbox-relay", self._drain, self._settings.poll_seconds)
         self._listener: asyncpg.Connection | None = None
+        self._exchange: AbstractExchange | None = None
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished events; returns how many were published."""
+        """Claim, publish and mark one batch; returns how many were published."""
+        batch = await self._claim()
+        if not batch:
+            return 0
+        outcomes = await asyncio.gather(*(self._publish(event) for event in batch))
+        published = [e.id for e, ok in zip(batch, outcomes, strict=True) if ok]
+        failed = [e.id for e, ok in zip(batch, outcomes, strict=True) if not ok]
         async with unit_of_work(self._sessions) as session:
-            rows = (
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.published_at.is_(None))
-                    .order_by(OutboxMessage.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
+            if published:
+                await session.execute(MARK_PUBLISHED, {"ids": published})
+            if failed:
+                await session.execute(
+                    RETRY_LATER, {"ids": failed, "retry_seconds": self._settings.retry_seconds}
                 )
-            ).all()
-            for row in rows:
-                await self._broker.publish(
-                    row.payload,
-                    exchange=self._topology.events,
-                    routing_key=row.routing_key,
-                    message_id=str(row.message_id),
-                    persist=True,
-                    content_type="application/json",
-                )
-                row.published_at = utcnow()
-            return len(rows)
+        if failed:
+            log.warning(
+                "outbox relay: %d of %d events not confirmed, retrying", len(failed), len(batch)
+            )
+        return len(published)
 
     async def start(self) -> None:
         await self._try_listen()
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._job.start()
 
     async def _try_listen(self) -> None:
-        """A busy PostgreSQL (no connection slot left) must not stop the service at start:
-        the relay polls every `idle_poll` seconds meanwhile and tries LISTEN again each time."""
+        """A busy PostgreSQL (no connection slot left) must not stop the service: the relay
+        polls every `poll_seconds` meanwhile and tries LISTEN again on each pass."""
         try:
             await self._listen()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("outbox relay: cannot LISTEN yet (%s); polling meanwhile", exc)
+            self._listener = None
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.stop()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
+
+    async def _drain(self) -> None:
+        if self._listener is None or self._listener.is_closed():
+            await self._try_listen()
+        while await self.publish_pending() == self._settings.batch_size:
+            pass
+
+    async def _claim(self) -> list[PendingEvent]:
+        async with unit_of_work(self._sessions) as session:
+            rows = await session.execute(
+                CLAIM,
+                {
+                    "claim_seconds": self._settings.claim_seconds,
+                    "batch_size": self._settings.batch_size,
+                },
+            )
+            batch = [PendingEvent(*row) for row in rows]
+        batch.sort(key=lambda event: event.id)
+        return batch
+
+    async def _publish(self, event: PendingEvent) -> bool:
+        """True once RabbitMQ confirmed it; returned, refused or timed out is False."""
+        timeout = self._settings.publish_timeout
+        message = aio_pika.Message(
+            body=event.payload.encode(),
+            content_type="application/json",
+            message_id=str(event.message_id),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                exchange = await self._events_exchange()
+                confirmation = await exchange.publish(
+                    message,
+                    routing_key=event.routing_key,
+                    # Unroutable is a failure for events somebody consumes; the others
+                    # are announcements nobody subscribed to (yet).
+                    mandatory=is_subscribed(event.routing_key),
+                    timeout=timeout,
+                )
+        except Exception as exc:
+            log.warning(
+                "outbox relay: %s %s not published: %r", event.routing_key, event.message_id, exc
+            )
+            return False
+        if isinstance(confirmation, spec.Basic.Ack):
+            return True
+        log.warning(
+            "outbox relay: %s %s was returned unrouted (%s)",
+            event.routing_key,
+            event.message_id,
+            type(confirmation).__name__,
+        )
+        return False
+
+    async def _events_exchange(self) -> AbstractExchange:
+        # aio-pika directly: FastStream's publish path costs more CPU per message than the
+        # broker round trip, and the relay must keep up with every get_task claim.
+        if self._exchange is None:
+            self._exchange = await self._broker.declare_exchange(self._topology.events)
+        return self._exchange
 
     async def _listen(self) -> None:
         url = make_url(self._database_url)
@@ -122,19 +222,7 @@ class OutboxRelay:
             user=url.username,
             password=url.password,
             database=url.database,
+            timeout=5,
+            server_settings={"application_name": "albs-outbox-relay"},
         )
-        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-
-    async def _run(self) -> None:
-        while True:
-            if self._listener is None:
-                await self._try_listen()
-            try:
-                while await self.publish_pending() == self._batch_size:
-                    pass
-            except Exception:
-                log.exception("outbox relay: publishing failed, will retry")
-                await asyncio.sleep(self._idle_poll)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_poll)
+        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._job.wake.set())

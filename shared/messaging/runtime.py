@@ -11,7 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.contracts.topology import Topology
 from shared.db.readiness import wait_for_database
 from shared.db.session import SessionFactory, create_engine, create_session_factory
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.declare import declare_all
+from shared.messaging.outbox import OutboxRelay, RelaySettings
+from shared.messaging.poison import poison_middleware
+from shared.messaging.retention import Retention, prune
+from shared.periodic import PeriodicJob
 from shared.settings import CommonSettings
 
 Hook = Callable[[], Awaitable[None]]
@@ -27,6 +31,8 @@ class ServiceRuntime:
     engine: AsyncEngine
     sessions: SessionFactory
     relay: OutboxRelay
+    # Periodic background jobs, started after the topology and the relay, stopped first.
+    jobs: list[PeriodicJob] = field(default_factory=list)
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
 
@@ -42,6 +48,7 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
         default_channel=Channel(prefetch_count=PREFETCH),
     )
     topology = Topology(settings.amqp_prefix)
+    broker.add_middleware(poison_middleware(topology, settings.max_event_failures))
     engine = create_engine(
         settings.database_url,
         pool_size=pool_size,
@@ -50,15 +57,37 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
         application_name=f"albs-{name}",
     )
     sessions = create_session_factory(engine)
-    relay = OutboxRelay(sessions, broker, topology, database_url=settings.database_url)
-    return ServiceRuntime(name, settings, broker, topology, engine, sessions, relay)
+    relay = OutboxRelay(
+        sessions,
+        broker,
+        topology,
+        database_url=settings.database_url,
+        settings=RelaySettings(
+            batch_size=settings.outbox_batch_size,
+            publish_timeout=settings.publish_timeout_seconds,
+        ),
+    )
+    jobs = [retention_job(sessions, settings)]
+    return ServiceRuntime(name, settings, broker, topology, engine, sessions, relay, jobs)
+
+
+def retention_job(sessions: SessionFactory, settings: CommonSettings) -> PeriodicJob:
+    rules = Retention(
+        outbox_seconds=settings.outbox_retention_seconds,
+        inbox_seconds=settings.inbox_retention_seconds,
+        batch_size=settings.retention_batch_size,
+    )
+    return PeriodicJob(
+        "outbox-inbox-retention",
+        lambda: prune(sessions, rules),
+        settings.retention_interval_seconds,
+    )
 
 
 async def declare_topology(broker: RabbitBroker, topology: Topology) -> None:
-    await broker.declare_exchange(topology.events)
-    dead = await broker.declare_exchange(topology.dead_letters)
-    queue = await broker.declare_queue(topology.dead_letter_queue)
-    await queue.bind(dead)
+    """Declare every exchange and queue on one of the broker's channels."""
+    events = await broker.declare_exchange(topology.events)
+    await declare_all(events.channel, topology)
 
 
 def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastStream:
@@ -73,6 +102,8 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
         await runtime.broker.connect()
         await declare_topology(runtime.broker, runtime.topology)
         await runtime.relay.start()
+        for job in runtime.jobs:
+            job.start()
         for hook in runtime.on_start:
             await hook()
 
@@ -82,6 +113,8 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
     async def on_shutdown() -> None:
         for hook in runtime.on_stop:
             await hook()
+        for job in runtime.jobs:
+            await job.stop()
         await runtime.relay.stop()
 
     async def after_shutdown() -> None:

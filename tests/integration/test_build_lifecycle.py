@@ -11,10 +11,10 @@ from sqlalchemy import func, select, text, update
 from scheduler.reaper import Reaper
 from shared.contracts.build_node import BuildTaskArtifactsStored
 from shared.db.base import utcnow
-from shared.db.models import Base, BuildArtifact, BuildTask, OutboxMessage, UserKind
+from shared.db.models import Base, BuildArtifact, BuildTask, UserKind
 from shared.db.session import SessionFactory, unit_of_work
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
-from tests.support.events import EventBus
+from tests.support.events import EventBus, EventTap
 from tests.support.stack import TokenMaker, bearer
 from tests.support.waiting import eventually
 
@@ -45,13 +45,6 @@ async def expire_lease(sessions: SessionFactory, task_id: int) -> None:
             update(BuildTask)
             .where(BuildTask.id == task_id)
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
-
-
-async def routing_keys(sessions: SessionFactory) -> list[str]:
-    async with sessions() as session:
-        return list(
-            await session.scalars(select(OutboxMessage.routing_key).order_by(OutboxMessage.id))
         )
 
 
@@ -86,6 +79,7 @@ async def test_expired_lease_moves_the_task_to_another_node(
     event_bus: EventBus,
     sessions: SessionFactory,
     scheduler: FastStream,
+    event_tap: EventTap,
 ) -> None:
     build = await submit_build(api, actors["owner"], ONE_REF)
     await mark_ready(event_bus, sessions, build["id"])
@@ -95,7 +89,7 @@ async def test_expired_lease_moves_the_task_to_another_node(
     assert task is not None
     await expire_lease(sessions, task["id"])
     assert await Reaper(sessions, 1).reap_once() == 1
-    assert "build_task.requeued" in await routing_keys(sessions)
+    assert [e["task_id"] for e in await event_tap.settled("build_task.requeued", 1)] == [task["id"]]
 
     again = await get_task(api, second, ["x86_64"])
     assert again is not None
@@ -118,8 +112,8 @@ async def test_expired_lease_moves_the_task_to_another_node(
         headers=second,
     )
     assert ok.json() == {"ok": True}
-    finished = [k for k in await routing_keys(sessions) if k == "build_task.finished"]
-    assert finished == ["build_task.finished"]
+    finished = await event_tap.settled("build_task.finished", 1)
+    assert [(e["task_id"], e["attempt"]) for e in finished] == [(task["id"], 2)]
 
 
 async def test_a_late_report_for_a_task_waiting_to_be_retried_is_accepted_once(
@@ -146,6 +140,7 @@ async def test_build_completes_when_every_task_is_stored(
     actors: dict[str, dict[str, str]],
     event_bus: EventBus,
     sessions: SessionFactory,
+    event_tap: EventTap,
 ) -> None:
     body = {**ONE_REF, "platforms": [{"name": "P", "arch_list": ["x86_64", "i686"]}]}
     build = await submit_build(api, actors["owner"], body)
@@ -163,12 +158,7 @@ async def test_build_completes_when_every_task_is_stored(
     view = await build_of(api, actors["owner"], build["id"])
     assert view["status"] == "completed"
     assert [t["status"] for t in view["tasks"]] == [2, 4]
-    async with sessions() as session:
-        completed = (
-            await session.scalars(
-                select(OutboxMessage.payload).where(OutboxMessage.routing_key == "build.completed")
-            )
-        ).all()
+    completed = await event_tap.settled("build.completed", 1)
     assert completed == [
         {
             **completed[0],
@@ -249,6 +239,7 @@ async def test_delete_removes_everything_of_the_build_and_only_for_its_owner(
     actors: dict[str, dict[str, str]],
     event_bus: EventBus,
     sessions: SessionFactory,
+    event_tap: EventTap,
 ) -> None:
     empty = await table_counts(sessions)
     keep = await submit_build(api, actors["other"], ONE_REF)
@@ -292,7 +283,7 @@ async def test_delete_removes_everything_of_the_build_and_only_for_its_owner(
     assert (gone.status_code, gone.content) == (204, b"")
     assert await table_counts(sessions) == baseline != empty
     assert (await api.delete(url, headers=actors["owner"])).status_code == 404
-    assert "build.deleted" in await routing_keys(sessions)
+    assert [e["build_id"] for e in await event_tap.settled("build.deleted", 1)] == [build["id"]]
     admin_delete = await api.delete(f"/api/v1/builds/{keep['id']}/remove", headers=actors["admin"])
     assert admin_delete.status_code == 204
     assert await table_counts(sessions) == {

@@ -5,14 +5,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from shared.contracts.build_node import BuildTaskArtifactsStored
 from shared.db.base import utcnow
-from shared.db.models import Build, BuildTask, OutboxMessage, Repository, UserKind, build_repo
+from shared.db.models import Build, BuildTask, Repository, UserKind, build_repo
 from shared.db.session import SessionFactory, unit_of_work
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
-from tests.support.events import EventBus
+from tests.support.events import EventBus, EventTap
 from tests.support.stack import TokenMaker, bearer
 from tests.support.waiting import eventually
 
@@ -57,16 +57,6 @@ async def task_row(sessions: SessionFactory, task_id: int) -> BuildTask:
         task = await session.get(BuildTask, task_id)
     assert task is not None
     return task
-
-
-async def events(sessions: SessionFactory, routing_key: str) -> list[dict[str, Any]]:
-    async with sessions() as session:
-        rows = await session.scalars(
-            select(OutboxMessage.payload)
-            .where(OutboxMessage.routing_key == routing_key)
-            .order_by(OutboxMessage.id)
-        )
-        return list(rows)
 
 
 async def release(bus: EventBus, sessions: SessionFactory, task_id: int) -> None:
@@ -207,6 +197,7 @@ async def test_assignment_records_attempt_lease_and_node(
     actors: dict[str, dict[str, str]],
     event_bus: EventBus,
     sessions: SessionFactory,
+    event_tap: EventTap,
 ) -> None:
     build = await submit_build(api, actors["user"], two_refs())
     await mark_ready(event_bus, sessions, build["id"])
@@ -221,7 +212,7 @@ async def test_assignment_records_attempt_lease_and_node(
     assert (row.status, row.attempt, row.node_id) == (1, 1, "node1/builder-7")
     assert row.lease_expires_at is not None
     assert timedelta(seconds=290) < row.lease_expires_at - before < timedelta(seconds=310)
-    assert (await events(sessions, "build_task.assigned"))[-1]["node_id"] == "node1/builder-7"
+    assert (await event_tap.settled("build_task.assigned", 1))[-1]["node_id"] == "node1/builder-7"
 
 
 async def test_ping_extends_leases_of_started_tasks(
@@ -265,6 +256,7 @@ async def test_build_done_is_idempotent_and_contradictions_are_409(
     actors: dict[str, dict[str, str]],
     event_bus: EventBus,
     sessions: SessionFactory,
+    event_tap: EventTap,
 ) -> None:
     build = await submit_build(api, actors["user"], two_refs())
     await mark_ready(event_bus, sessions, build["id"])
@@ -274,7 +266,7 @@ async def test_build_done_is_idempotent_and_contradictions_are_409(
     for _ in range(2):
         answer = await done(api, actors["node1"], task["id"], "failed", logs)
         assert (answer.status_code, answer.json()) == (200, {"ok": True})
-    finished = await events(sessions, "build_task.finished")
+    finished = await event_tap.settled("build_task.finished", 1)
     assert len(finished) == 1
     assert finished[0]["status"] == "failed"
     assert finished[0]["artifacts"] == [
@@ -290,7 +282,7 @@ async def test_build_done_is_idempotent_and_contradictions_are_409(
 
 
 async def test_bad_build_done_bodies_are_422_and_change_nothing(
-    api: httpx.AsyncClient, actors: dict[str, dict[str, str]], sessions: SessionFactory
+    api: httpx.AsyncClient, actors: dict[str, dict[str, str]], event_tap: EventTap
 ) -> None:
     for bad in (
         {"task_id": "x", "status": "done", "artifacts": []},
@@ -304,7 +296,7 @@ async def test_bad_build_done_bodies_are_422_and_change_nothing(
     assert (
         await api.post(f"{NODE}/ping", json={"active_tasks": ["a"]}, headers=actors["node1"])
     ).status_code == 422
-    assert await events(sessions, "build_task.finished") == []
+    assert await event_tap.settled("build_task.finished", 0) == []
 
 
 async def test_people_cannot_pose_as_nodes(

@@ -4,9 +4,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from shared.db.models import Build, BuildTask, OutboxMessage, build_task_dependency
+from shared.db.models import Build, BuildTask, build_task_dependency
 from shared.db.session import SessionFactory
 from tests.support.builds import create_platform, platform_body, submit_build
+from tests.support.events import EventTap
 from tests.support.stack import TokenMaker, bearer
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -89,18 +90,13 @@ async def test_platforms_run_in_parallel_and_linked_builds_are_kept(
     assert second["mock_options"] == {"with": ["docs"], "target_arch": "x86_64"}
 
 
-async def test_build_created_event_is_in_the_outbox(
-    api: httpx.AsyncClient, users: dict[str, dict[str, str]], sessions: SessionFactory
+async def test_build_created_event_is_published(
+    api: httpx.AsyncClient, users: dict[str, dict[str, str]], event_tap: EventTap
 ) -> None:
     build = await submit_build(api, users["user"], body())
-    async with sessions() as session:
-        events = (
-            await session.scalars(
-                select(OutboxMessage).where(OutboxMessage.routing_key == "build.created")
-            )
-        ).all()
+    events = await event_tap.settled("build.created", 1)
     assert len(events) == 1
-    payload = events[0].payload
+    payload = events[0]
     assert payload["build_id"] == build["id"]
     assert payload["platforms"][0]["name"] == "P"
     assert payload["platforms"][0]["arch_list"] == ["x86_64", "i686"]

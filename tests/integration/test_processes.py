@@ -31,6 +31,7 @@ def test_service_starts_reports_ready_and_stops_on_sigterm(
             # Which RPCs have consumers depends on the services this test run started.
             assert health["status"] in ("ok", "degraded")
             assert "build_node.get_task" in health["rpc_consumers"]
+            assert isinstance(health["dead_letters"], int)
     finally:
         code = proc.stop()
     # uvicorn re-raises SIGTERM after its graceful shutdown; both mean "stopped cleanly".

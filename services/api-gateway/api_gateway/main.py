@@ -13,30 +13,12 @@ from api_gateway.routes import build_node, builds, health, platforms, projects, 
 from api_gateway.rpc_client import RpcClient
 from api_gateway.settings import GatewaySettings
 from api_gateway.user_directory import UserDirectory
-from shared.contracts.build_node import BUILD_DONE, GET_TASK
-from shared.contracts.builds import CREATE_BUILD, DELETE_BUILD, RESTART_FAILED
-from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
-from shared.contracts.topology import Topology
-from shared.contracts.users import LOGIN_GITHUB, REVOKE_TOKENS, SET_ADMIN
+from shared.contracts.topology import RPCS, Topology
 from shared.db.session import create_engine, create_session_factory
 from shared.logs import setup_logging
 from shared.settings import load_settings
 
 log = logging.getLogger("api_gateway")
-
-# Every RPC the gateway sends; /healthz and fail-fast watch their consumers.
-WATCHED_RPCS = (
-    GET_TASK,
-    BUILD_DONE,
-    CREATE_BUILD,
-    RESTART_FAILED,
-    DELETE_BUILD,
-    CREATE_PLATFORM,
-    MODIFY_PLATFORM,
-    LOGIN_GITHUB,
-    SET_ADMIN,
-    REVOKE_TOKENS,
-)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -65,7 +47,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.amqp_url,
             Topology(settings.amqp_prefix),
             timeout=settings.rpc_timeout_seconds,
-            watched=WATCHED_RPCS,
+            watched=RPCS,  # /healthz and fail-fast watch their consumers
             check_interval=settings.rpc_consumer_check_seconds,
         )
         await app.state.users.start()

@@ -6,8 +6,8 @@ RabbitMQ's direct reply-to pseudo-queue serves all calls; each call waits on its
 own future, found again by correlation id. See docs/decisions/0001-rpc-client.md.
 
 It also watches how many consumers each RPC queue has (a passive declare every second on
-a channel of its own), so a call that nobody could answer fails at once with 503 instead
-of after the whole timeout (docs/decisions/0011-request-path.md).
+a connection of its own), so a call that nobody could answer fails at once with 503
+instead of after the whole timeout (docs/decisions/0011-request-path.md).
 """
 
 import asyncio
@@ -25,12 +25,19 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, ChannelClosed, DeliveryError, PublishError
+from aio_pika.exceptions import (
+    AMQPError,
+    ChannelClosed,
+    ChannelInvalidStateError,
+    DeliveryError,
+    PublishError,
+)
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts.messages import Event, RpcReply, RpcSpec
 from shared.contracts.topology import Topology
 from shared.errors import Unavailable, error_for_status
+from shared.messaging.declare import declare_all
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +71,21 @@ class RpcClient:
         self._looking: dict[str, asyncio.Future[int | None]] = {}
 
     @property
+    def connection(self) -> AbstractRobustConnection | None:
+        return self._connection
+
+    @property
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
-        # Publishing with reply-to must happen on the channel that consumes the replies.
-        self._channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        queue = await self._channel.get_queue(REPLY_QUEUE, ensure=False)
-        await queue.consume(self._on_reply, no_ack=True)
-        events = self._topology.events
-        self._events = await self._channel.declare_exchange(
-            events.name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        await self._open_channel()
+        assert self._channel is not None
+        await declare_all(self._channel, self._topology)
+        # aio-pika cannot restore a consumer of the direct reply-to pseudo-queue (it would
+        # declare it), so after a reconnect the client opens a fresh channel itself.
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
         if self._watched:
             await self._count_consumers()
             self._watcher = asyncio.create_task(self._watch_consumers(), name="rpc-consumers")
@@ -86,6 +93,25 @@ class RpcClient:
     def consumers(self) -> dict[str, int | None]:
         """Consumers of each watched RPC by name; None while unknown (RabbitMQ unreachable)."""
         return {name: self._consumers.get(queue) for queue, name in self._watched.items()}
+
+    async def _open_channel(self) -> None:
+        assert self._connection is not None
+        # Publishing with reply-to must happen on the channel that consumes the replies.
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        queue = await channel.get_queue(REPLY_QUEUE, ensure=False)
+        await queue.consume(self._on_reply, no_ack=True)
+        self._events = await channel.get_exchange(self._topology.events.name, ensure=False)
+        old, self._channel = self._channel, channel
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+
+    async def _on_reconnect(self, *_: object) -> None:
+        try:
+            await self._open_channel()
+            log.info("rpc: reconnected to RabbitMQ")
+        except Exception:
+            log.exception("rpc: could not reopen the channel after a reconnect")
 
     async def stop(self) -> None:
         if self._watcher is not None:
@@ -123,12 +149,15 @@ class RpcClient:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            await self._events.publish(message, routing_key=event.routing_key, mandatory=True)
+            async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect
+                await self._events.publish(
+                    message, routing_key=event.routing_key, mandatory=True, timeout=self._timeout
+                )
         except (DeliveryError, PublishError) as exc:
             raise Unavailable(
                 f"No service takes {event.routing_key} events (is it running?)."
             ) from exc
-        except (AMQPError, ConnectionError) as exc:
+        except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
@@ -165,10 +194,13 @@ class RpcClient:
             expiration=self._timeout,
         )
         try:
-            await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+            async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect
+                await self._channel.default_exchange.publish(
+                    message, routing_key=queue, mandatory=True, timeout=self._timeout
+                )
         except (DeliveryError, PublishError) as exc:
             raise Unavailable(f"No service serves {queue} (is it running?).") from exc
-        except (AMQPError, ConnectionError) as exc:
+        except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _still_no_consumer(self, queue: str) -> bool:

@@ -1,5 +1,6 @@
 """Login through GitHub: ask GitHub who the code belongs to, then record the person."""
 
+import asyncio
 import logging
 
 from sqlalchemy import ColumnElement, select
@@ -13,6 +14,7 @@ from shared.contracts.users import LoginReply
 from shared.db.models import User, UserKind
 from shared.db.session import SessionFactory, in_transaction
 from shared.errors import Conflict, Forbidden, Unavailable
+from shared.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +24,14 @@ async def login_with_github(
 ) -> LoginReply:
     if github is None:
         raise Unavailable("GitHub login is not configured on this server.")
-    # GitHub is asked before any transaction opens: no row lock waits on the network.
-    identity = await github.identify(code, settings.github_org)
-    user = await record_login(sessions, identity)
+    deadline = settings.login_deadline_seconds
+    try:
+        async with asyncio.timeout(deadline):
+            # GitHub is asked before any transaction opens: no row lock waits on the network.
+            identity = await github.identify(code, settings.github_org)
+            user = await record_login(sessions, identity)
+    except TimeoutError:
+        raise Unavailable(f"The login did not finish within {deadline:g} s; try again.") from None
     log.info("login: %s (GitHub id %d) as user %d", user.username, identity.github_id, user.id)
     return LoginReply(
         id=user.id, username=user.username, email=user.email, jwt_token=token_for(user, settings)
@@ -32,11 +39,15 @@ async def login_with_github(
 
 
 async def record_login(sessions: SessionFactory, identity: GithubIdentity) -> User:
-    try:
-        return await in_transaction(sessions, upsert_github_user, identity)
-    except IntegrityError:
-        # Two first logins of one person raced to insert the row; the second finds it now.
-        return await in_transaction(sessions, upsert_github_user, identity)
+    # Two first logins of one person may race to insert the row; the loser, run again,
+    # finds it.
+    return await retrying(
+        lambda: in_transaction(sessions, upsert_github_user, identity),
+        what=f"login: recording {identity.login}",
+        retry_on=lambda error: isinstance(error, IntegrityError),
+        attempts=2,
+        first_wait=0.01,
+    )
 
 
 async def upsert_github_user(session: AsyncSession, identity: GithubIdentity) -> User:

@@ -23,6 +23,9 @@ class AuthSettings(CommonSettings):
     # Only active members of this organization may log in.
     github_org: str = Field(default="AlmaLinux", min_length=1)
     github_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The whole login (four GitHub calls, then the database) must end before the gateway's
+    # RPC timeout (ALBS_RPC_TIMEOUT_SECONDS, 10 s), so the person gets GitHub's answer, not 503.
+    login_deadline_seconds: float = Field(default=8.0, gt=0)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -1,40 +1,43 @@
-"""Builds on new tags: a `gitea.tag` event that matches a rule becomes `POST /api/v1/builds/`.
+"""Builds on new tags: a `gitea.tag` event that matches a rule becomes a create-build RPC.
 
-It consumes the bridge's own events from RabbitMQ, so a build API outage delays builds
-without holding up the MQTT consumer: an unavailable API gets the event again (up to the
-queue's delivery limit), a refusal goes straight to the dead-letter queue, both logged.
-A build created for an event is remembered in Redis under the event's id, so a
-redelivered event does not build twice.
+It consumes the bridge's own events from RabbitMQ, so a scheduler outage delays builds
+without holding up the MQTT consumer. The RPC goes straight to the scheduler as the service
+account `build_account`, with an idempotency key derived from the event id: a redelivered
+event, or a retry after a timeout that the scheduler did carry out, returns the first build.
+An unavailable scheduler is retried (then the event is delivered again, then dead-lettered);
+a refusal (unknown platform, missing service account) goes to the dead-letter queue at once.
 """
 
-import asyncio
 import fnmatch
 import logging
 
-import httpx
 from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitMessage, RabbitRouter
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitRouter
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from gitea_bridge.settings import BuildRule, GiteaBridgeSettings
-from shared.contracts.builds import BuildCreate, BuildCreateRef
+from shared.contracts.builds import CREATE_BUILD, BuildCreate, BuildCreateRef, BuildOut, CreateBuild
 from shared.contracts.gitea import TagPushed
+from shared.contracts.messages import Actor, RpcReply
 from shared.contracts.topology import Topology
+from shared.messaging.poison import DeadLetter
+from shared.retry import retrying
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "gitea-bridge"
-# Statuses that say the request was not carried out and may be sent again.
-RETRIED_STATUSES = {429, 502, 503, 504}
 REMEMBER_SECONDS = 7 * 24 * 3600
+# The scheduler resolves a service actor with this user id by its name.
+SERVICE_USER_ID = 0
 
 
 class BuildNotCreated(Exception):
-    """The builds API could not be reached or was unavailable; worth another delivery."""
+    """The scheduler did not answer, or answered that it is unavailable; worth a retry."""
 
 
-class BuildRefused(Exception):
-    """The builds API refused the request (bad token, unknown platform, ...)."""
+class BuildRefused(DeadLetter):
+    """The scheduler refused the build (unknown platform, no such service account, ...)."""
 
 
 def matching_rule(rules: list[BuildRule], full_name: str, tag: str) -> BuildRule | None:
@@ -55,15 +58,23 @@ def build_request(rule: BuildRule, event: TagPushed) -> BuildCreate:
     )
 
 
+def idempotency_key(message_id: str) -> str:
+    """The tag event's id is derived from the push, so every copy of it gets the same key."""
+    return f"gitea-tag:{message_id}"
+
+
+def service_actor(account: str) -> Actor:
+    return Actor(user_id=SERVICE_USER_ID, name=account, kind="service")
+
+
 class BuildTrigger:
     def __init__(
-        self, settings: GiteaBridgeSettings, client: httpx.AsyncClient, redis: Redis
+        self, settings: GiteaBridgeSettings, broker: RabbitBroker, topology: Topology, redis: Redis
     ) -> None:
-        assert settings.albs_jwt_token is not None
         self._settings = settings
-        self._client = client
+        self._broker = broker
+        self._queue = topology.rpc_queue(CREATE_BUILD).name
         self._redis = redis
-        self._headers = {"Authorization": f"Bearer {settings.albs_jwt_token.get_secret_value()}"}
 
     async def on_tag(self, event: TagPushed, message_id: str) -> int | None:
         """The id of the build created for this event, or None when no build is due."""
@@ -77,41 +88,49 @@ class BuildTrigger:
         if (already := await self._redis.get(done_key)) is not None:
             log.info("builds: tag %s of %s already built (%s)", event.tag, event.full_name, already)
             return int(already)
-        build_id = await self._create(build_request(rule, event))
+        command = CreateBuild(
+            actor=service_actor(self._settings.build_account),
+            build=build_request(rule, event),
+            idempotency_key=idempotency_key(message_id),
+        )
+        build_id = await retrying(
+            lambda: self._create(command),
+            what=f"builds: {event.full_name} tag {event.tag}",
+            retry_on=lambda error: isinstance(error, BuildNotCreated | TimeoutError),
+            attempts=self._settings.build_request_attempts,
+            first_wait=self._settings.build_retry_backoff_seconds,
+        )
         await self._redis.set(done_key, build_id, ex=REMEMBER_SECONDS)
         log.info("builds: build %s created for %s tag %s", build_id, event.full_name, event.tag)
         return build_id
 
-    async def _create(self, body: BuildCreate) -> int:
-        delay = self._settings.build_retry_backoff_seconds
-        payload = body.model_dump(mode="json")
-        attempts = self._settings.build_request_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                response = await self._client.post(
-                    self._settings.albs_builds_url, json=payload, headers=self._headers
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.is_success:
-                    return int(response.json()["id"])
-                problem = f"HTTP {response.status_code}: {response.text[:500]}"
-                if response.status_code not in RETRIED_STATUSES:
-                    raise BuildRefused(f"the builds API refused the build: {problem}")
-            if attempt < attempts:
-                log.warning("builds: attempt %d failed (%s), retrying", attempt, problem)
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise BuildNotCreated(f"the builds API did not answer after {attempts} attempts: {problem}")
+    async def _create(self, command: CreateBuild) -> int:
+        answer = await self._broker.request(
+            command,
+            queue=self._queue,
+            timeout=self._settings.build_request_timeout_seconds,
+            # Like the gateway's: a request nobody picked up in time must not run later.
+            expiration=self._settings.build_request_timeout_seconds,
+        )
+        try:
+            reply = RpcReply.model_validate(await answer.decode())
+            if reply.ok:
+                return BuildOut.model_validate(reply.result).id
+        except ValidationError as exc:
+            raise BuildNotCreated(f"the scheduler sent a malformed reply: {exc}") from exc
+        error = reply.error
+        problem = f"{error.status}: {error.detail}" if error else "no detail"
+        if error is None or error.status >= 500 or error.status == 429:
+            raise BuildNotCreated(f"the scheduler could not create the build ({problem})")
+        raise BuildRefused(f"the scheduler refused the build ({problem})")
 
 
 def build_trigger_router(topology: Topology, trigger: BuildTrigger) -> RabbitRouter:
     router = RabbitRouter()
 
     # One event at a time (the bridge is a single process: its MQTT client id is fixed), so
-    # two copies of one event are never in flight together and the Redis check suffices.
-    # Like every event subscriber, a failure is delivered again up to the delivery limit.
+    # two copies of one event are never in flight together. A failure is delivered again
+    # (the poison middleware counts) and a refusal is dead-lettered at once with its error.
     @router.subscriber(
         topology.event_queue(CONSUMER, TagPushed),
         topology.events,
@@ -119,11 +138,6 @@ def build_trigger_router(topology: Topology, trigger: BuildTrigger) -> RabbitRou
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_tag_pushed(event: TagPushed, message: RabbitMessage) -> None:
-        try:
-            await trigger.on_tag(event, message.message_id)
-        except BuildRefused as exc:
-            # Sending it again would be refused again: straight to the dead-letter queue.
-            log.error("builds: %s tag %s: %s", event.full_name, event.tag, exc)
-            await message.reject()
+        await trigger.on_tag(event, message.message_id)
 
     return router

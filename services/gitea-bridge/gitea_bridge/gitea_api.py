@@ -1,6 +1,5 @@
 """The few Gitea API calls the refresh needs, paginated to the end, with timeouts and retries."""
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +8,7 @@ import httpx
 from pydantic import ValidationError
 
 from shared.contracts.gitea import GiteaRepository
+from shared.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +81,34 @@ class GiteaApi:
         raise GiteaError(f"GET {path}: still more after {MAX_PAGES} pages")
 
     async def _get(self, path: str, params: dict[str, int]) -> httpx.Response:
-        delay = self._backoff
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = await self._client.get(path, params=params)
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 400:
-                    return response
-                problem = f"HTTP {response.status_code}"
-                if response.status_code not in RETRIED_STATUSES:
-                    break
-            if attempt < self._attempts:
-                log.info("gitea: GET %s failed (%s), attempt %d, retrying", path, problem, attempt)
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise GiteaError(f"GET {path} page {params['page']} failed: {problem}")
+        what = f"GET {path} page {params['page']}"
+        try:
+            return await retrying(
+                lambda: self._get_once(path, params),
+                what=f"gitea: {what}",
+                retry_on=_worth_retrying,
+                attempts=self._attempts,
+                first_wait=self._backoff,
+            )
+        except httpx.TransportError as exc:
+            raise GiteaError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        except GiteaError as exc:
+            raise GiteaError(f"{what} failed: {exc}") from exc
+
+    async def _get_once(self, path: str, params: dict[str, int]) -> httpx.Response:
+        response = await self._client.get(path, params=params)
+        if response.status_code >= 400:
+            kind = RetriableStatus if response.status_code in RETRIED_STATUSES else GiteaError
+            raise kind(f"HTTP {response.status_code}")
+        return response
+
+
+class RetriableStatus(GiteaError):
+    pass
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    return isinstance(error, httpx.TransportError | RetriableStatus)
 
 
 def _names(items: list[Any]) -> list[str]:

@@ -23,6 +23,7 @@ from gitea_bridge.refresher import Refresher
 from gitea_bridge.settings import GiteaBridgeSettings
 from shared.contracts.topology import Topology
 from shared.logs import setup_logging
+from shared.messaging.poison import poison_middleware
 from shared.messaging.runtime import declare_topology
 from shared.projects_cache import ProjectCache
 from shared.settings import load_settings
@@ -48,26 +49,31 @@ def create_app(settings: GiteaBridgeSettings | None = None) -> FastStream:
     settings = settings or load_settings(GiteaBridgeSettings)
     broker = RabbitBroker(settings.amqp_url, logger=logging.getLogger("gitea_bridge.broker"))
     topology = Topology(settings.amqp_prefix)
+    broker.add_middleware(poison_middleware(topology, settings.max_event_failures))
     # Bursts (a refresh of many repositories) wait for a connection instead of failing.
-    redis = Redis(connection_pool=BlockingConnectionPool.from_url(settings.redis_url, timeout=30))
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url, timeout=30, socket_timeout=5, socket_connect_timeout=5
+        )
+    )
     cache = ProjectCache(redis, settings.redis_prefix)
-    publisher = EventPublisher(broker, topology)
+    publisher = EventPublisher(broker, topology, timeout=settings.publish_timeout_seconds)
     bridge = Bridge(redis)
     consumer = Consumer(
         PushProcessor(cache, publisher),
         ack=bridge.ack,
+        dead_letter=publisher.dead_letter,
+        max_failures=settings.mqtt_max_failures,
         retry_max_seconds=settings.processing_retry_max_seconds,
     )
     if settings.build_on_tags:
-        builds_client = httpx.AsyncClient(timeout=settings.build_request_timeout_seconds)
-        bridge.http_clients.append(builds_client)
-        trigger = BuildTrigger(settings, builds_client, redis)
+        trigger = BuildTrigger(settings, broker, topology, redis)
         broker.include_router(build_trigger_router(topology, trigger))
 
     async def after_startup() -> None:
         await declare_topology(broker, topology)
         consumer.start()
-        bridge.mqtt = MqttConnection(settings, consumer.deliveries)
+        bridge.mqtt = MqttConnection(settings, consumer.deliver)
         await bridge.mqtt.connect()
         if settings.gitea_refresh_enabled:
             bridge.refresher = _refresher(settings, cache, bridge)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,10 +63,10 @@ class _Client(mqtt.Client):
 
 class MqttConnection:
     def __init__(
-        self, settings: GiteaBridgeSettings, deliveries: asyncio.Queue[MqttDelivery]
+        self, settings: GiteaBridgeSettings, deliver: Callable[[MqttDelivery], None]
     ) -> None:
         self._settings = settings
-        self._deliveries = deliveries
+        self._deliver = deliver
         self._connected = asyncio.Event()
         self._closing = False
         self._loop = asyncio.get_running_loop()
@@ -165,6 +166,6 @@ class MqttConnection:
             with self.client.in_progress_lock:
                 self.client.in_progress.add(message.mid)
         try:
-            self._loop.call_soon_threadsafe(self._deliveries.put_nowait, delivery)
+            self._loop.call_soon_threadsafe(self._deliver, delivery)
         except RuntimeError:
             log.warning("mqtt: message %s arrived after shutdown; left unacknowledged", message.mid)

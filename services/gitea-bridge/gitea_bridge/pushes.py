@@ -8,8 +8,10 @@ from aiormq import spec
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.publisher import RabbitPublisher
 
+from gitea_bridge.mqtt import MqttDelivery
 from shared.contracts.gitea import BranchPushed, GiteaPushEvent, GitRefChanged, TagPushed
-from shared.contracts.topology import Topology
+from shared.contracts.topology import Topology, is_subscribed
+from shared.messaging.poison import mqtt_dead_letter_headers
 from shared.projects_cache import ProjectCache, ProjectMeta, RefKind
 
 log = logging.getLogger(__name__)
@@ -69,18 +71,46 @@ class EventPublisher:
 
     def __init__(self, broker: RabbitBroker, topology: Topology, timeout: float = 30.0) -> None:
         self._timeout = timeout
+        self._broker = broker
+        self._topology = topology
         self._publishers: dict[type[GitRefChanged], RabbitPublisher] = {
             kind: broker.publisher(
                 exchange=topology.events,
                 routing_key=kind.routing_key,
                 persist=True,
-                # An event nobody subscribed to yet is fine; the broker still confirms it.
-                mandatory=False,
+                # Unroutable is a failure for an event some service consumes; `gitea.push`
+                # has no consumer today and is only announced.
+                mandatory=is_subscribed(kind.routing_key),
                 title=f"{topology.prefix}.events:{kind.routing_key}",
                 schema=kind,
             )
             for kind in (BranchPushed, TagPushed)
         }
+
+    async def dead_letter(
+        self, delivery: MqttDelivery, error: BaseException, failures: int
+    ) -> None:
+        """Keep an MQTT message that cannot be processed in the dead-letter queue."""
+        confirmation = await self._broker.publish(
+            delivery.payload,
+            exchange=self._topology.dead_letters,
+            routing_key=delivery.topic,
+            headers=mqtt_dead_letter_headers(delivery.topic, error, failures),
+            message_id=str(uuid.uuid4()),
+            persist=True,
+            content_type="application/json",
+            timeout=self._timeout,
+        )
+        if not isinstance(confirmation, spec.Basic.Ack):
+            raise PublishNotConfirmed(
+                f"RabbitMQ did not confirm the dead letter of {delivery.topic}"
+            )
+        log.error(
+            "mqtt: a message of %s was dead-lettered after %d failures: %r",
+            delivery.topic,
+            failures,
+            error,
+        )
 
     async def publish(self, event: GitRefChanged, message_id: str) -> None:
         confirmation = await self._publishers[type(event)].publish(

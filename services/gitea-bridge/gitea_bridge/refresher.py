@@ -7,12 +7,12 @@ fails is left alone entirely, so a Gitea outage never empties the cache.
 """
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
 from gitea_bridge.gitea_api import GiteaApi, GiteaError
 from shared.contracts.gitea import GiteaRepository
+from shared.periodic import PeriodicJob
 from shared.projects_cache import CachedState, ProjectCache, ProjectMeta
 
 log = logging.getLogger(__name__)
@@ -43,18 +43,13 @@ class Refresher:
         self._cache = cache
         self._organizations = organizations
         self._concurrency = concurrency
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._job = PeriodicJob("gitea-refresh", self.run_once, interval_seconds)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run_forever(), name="gitea-refresh")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.stop()
 
     async def run_once(self) -> RefreshReport:
         report = RefreshReport()
@@ -72,16 +67,6 @@ class Refresher:
             else "",
         )
         return report
-
-    async def _run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception as exc:
-                log.error(
-                    "gitea refresh: the run failed, next one in %.0f s: %r", self._interval, exc
-                )
-            await asyncio.sleep(self._interval)
 
     async def _refresh_organization(self, org: str, report: RefreshReport) -> None:
         cached = await self._cache.states(

@@ -78,14 +78,20 @@ class GiteaBridgeSettings(CommonSettings):
     gitea_attempts: int = Field(default=3, ge=1)
     gitea_retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
-    # Builds on new tags (off by default): POST {albs_address}/api/v1/builds/.
-    albs_address: str = "http://127.0.0.1:8088"
+    # Builds on new tags (off by default): the create-build RPC, sent as this service account
+    # (`albs token create --service gitea-bridge` creates it; the builds are owned by it).
     build_on_tags: bool = False
-    albs_jwt_token: SecretStr | None = Field(default=None, validate_default=True)
+    build_account: str = Field(default="gitea-bridge", min_length=1)
     build_rules: list[BuildRule] = Field(default_factory=list, validate_default=True)
-    build_request_timeout_seconds: float = Field(default=30.0, gt=0)
+    build_request_timeout_seconds: float = Field(default=10.0, gt=0)
     build_request_attempts: int = Field(default=5, ge=1)
     build_retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    # A message whose processing fails for a reason other than an outage goes to the
+    # dead-letter queue after this many attempts; the next message is then processed.
+    mqtt_max_failures: int = Field(default=5, ge=1)
+    # The original listener's way to reach the builds API; read for compatibility, unused.
+    albs_address: str = "http://127.0.0.1:8088"
+    albs_jwt_token: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -122,13 +128,6 @@ class GiteaBridgeSettings(CommonSettings):
             raise ValueError("an organization is listed twice")
         return cleaned
 
-    @field_validator("albs_jwt_token")
-    @classmethod
-    def _token_for_builds(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is None and info.data.get("build_on_tags"):
-            raise ValueError("build_on_tags is on, so a token the builds API accepts is required")
-        return value
-
     @field_validator("build_rules")
     @classmethod
     def _rules_for_builds(cls, value: list[BuildRule], info: ValidationInfo) -> list[BuildRule]:
@@ -139,7 +138,3 @@ class GiteaBridgeSettings(CommonSettings):
     @property
     def topics(self) -> list[str]:
         return [self.mqtt_queue_topic_unmodified, self.mqtt_queue_topic_modified]
-
-    @property
-    def albs_builds_url(self) -> str:
-        return f"{self.albs_address.rstrip('/')}/api/v1/builds/"

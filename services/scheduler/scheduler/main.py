@@ -10,10 +10,13 @@ from scheduler.handlers.build_node import build_node_handlers
 from scheduler.handlers.builds import build_handlers
 from scheduler.handlers.lifecycle import lifecycle_handlers
 from scheduler.handlers.platforms import platform_handlers
+from scheduler.idempotency import prune_keys
 from scheduler.reaper import Reaper
 from scheduler.settings import SchedulerSettings
+from shared.db.session import in_transaction
 from shared.logs import setup_logging
 from shared.messaging.runtime import build_app, create_runtime
+from shared.periodic import PeriodicJob
 from shared.settings import load_settings
 
 
@@ -23,8 +26,14 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     topology, sessions = runtime.topology, runtime.sessions
     reaper = Reaper(sessions, settings.reaper_interval_seconds)
     claims = ClaimPool(settings.database_url, settings.claim_pool_size, settings.db_limits())
-    runtime.on_start += [claims.start, reaper.start]
-    runtime.on_stop += [reaper.stop, claims.stop]
+    key_pruner = PeriodicJob(
+        "idempotency-key-pruner",
+        lambda: in_transaction(sessions, prune_keys),
+        settings.retention_interval_seconds,
+    )
+    runtime.jobs += [reaper.job, key_pruner]
+    runtime.on_start.append(claims.start)
+    runtime.on_stop.append(claims.stop)
     routers = [
         platform_handlers(topology, sessions),
         build_handlers(topology, sessions),

@@ -17,6 +17,7 @@ from shared.db.models.distributions import (
     distribution_platforms,
     distribution_repositories,
 )
+from shared.db.models.idempotency import BuildIdempotencyKey
 from shared.db.models.messaging import InboxMessage, OutboxMessage
 from shared.db.models.packages import BinaryRpm, SourceRpm
 from shared.db.models.platforms import Platform, Repository, platform_repository
@@ -28,6 +29,7 @@ __all__ = [
     "BinaryRpm",
     "Build",
     "BuildArtifact",
+    "BuildIdempotencyKey",
     "BuildTask",
     "BuildTaskRef",
     "BuildTaskStatus",

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Response
 
 from api_gateway.deps import RpcDep, SessionDep
 from api_gateway.params import BuildId
@@ -26,9 +26,24 @@ router = APIRouter(prefix="/api/v1/builds", tags=["builds"], responses=errors(*C
 PAGE_SIZE = 10  # the frontend computes its page count with 10
 
 
-@router.post("/", response_model=BuildOut, responses=errors(404, *BODY))
-async def create_build(body: BuildCreate, actor: People, rpc: RpcDep) -> BuildOut | None:
-    return await rpc.call(CREATE_BUILD, CreateBuild(actor=actor, build=body))
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="The same key and body within 24 h answer the first build; "
+        "the same key with another body is a 409.",
+    ),
+]
+
+
+@router.post("/", response_model=BuildOut, responses=errors(404, 409, *BODY))
+async def create_build(
+    body: BuildCreate, actor: People, rpc: RpcDep, idempotency_key: IdempotencyKey = None
+) -> BuildOut | None:
+    command = CreateBuild(actor=actor, build=body, idempotency_key=idempotency_key)
+    return await rpc.call(CREATE_BUILD, command)
 
 
 @router.get("/", response_model=BuildsPage)

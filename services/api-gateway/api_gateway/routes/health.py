@@ -13,6 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from shared.contracts.topology import Topology
+from shared.messaging.dead_letters import dead_letter_count
+
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT = 2.0
@@ -45,6 +48,22 @@ def rpc_consumers(request: Request) -> dict[str, int | None]:
     return consumers
 
 
+async def dead_letters(request: Request) -> dict[str, int | str]:
+    """How many messages wait in the dead-letter queue (`albs dead-letters list` shows them).
+    Informational: dead letters need an operator, they do not make this gateway unhealthy."""
+    rpc = request.app.state.rpc
+    try:
+        if rpc.connection is None:
+            raise ConnectionError("not connected")
+        count = await asyncio.wait_for(
+            dead_letter_count(rpc.connection, Topology(request.app.state.settings.amqp_prefix)),
+            CHECK_TIMEOUT,
+        )
+    except Exception as exc:
+        return {"dead_letters": f"error: {type(exc).__name__}"}
+    return {"dead_letters": count}
+
+
 @router.get(
     "/healthz",
     responses={503: {"description": "PostgreSQL, RabbitMQ or Redis is unreachable (status down)"}},
@@ -60,5 +79,10 @@ async def healthz(request: Request) -> JSONResponse:
         status = "degraded"
     else:
         status = "ok"
-    body = {"status": status, **states, "rpc_consumers": consumers}
+    body = {
+        "status": status,
+        **states,
+        "rpc_consumers": consumers,
+        **await dead_letters(request),
+    }
     return JSONResponse(body, status_code=503 if status == "down" else 200)

@@ -2,7 +2,7 @@
 
 from faststream.rabbit import RabbitRouter
 
-from scheduler import planning, removal, restart
+from scheduler import idempotency, removal, restart
 from shared.contracts.builds import (
     CREATE_BUILD,
     DELETE_BUILD,
@@ -22,7 +22,13 @@ def build_handlers(topology: Topology, sessions: SessionFactory) -> RabbitRouter
     @router.subscriber(topology.rpc_queue(CREATE_BUILD))
     async def on_create_build(command: CreateBuild) -> RpcReply:
         return await reply(
-            in_transaction(sessions, planning.create_build, command.actor, command.build)
+            in_transaction(
+                sessions,
+                idempotency.create_build_once,
+                command.actor,
+                command.build,
+                command.idempotency_key,
+            )
         )
 
     @router.subscriber(topology.rpc_queue(RESTART_FAILED))
