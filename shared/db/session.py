@@ -3,8 +3,9 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -60,6 +61,18 @@ def create_engine(
             },
         },
     )
+
+
+def asyncpg_params(database_url: str) -> dict[str, Any]:
+    """Where asyncpg connects for a SQLAlchemy URL: for LISTEN connections and raw pools."""
+    url = make_url(database_url)
+    return {
+        "host": url.host,
+        "port": url.port or 5432,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+    }
 
 
 def _ms(seconds: float) -> str:

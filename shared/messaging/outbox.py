@@ -21,13 +21,12 @@ from aio_pika.abc import AbstractExchange
 from aiormq import spec
 from faststream.rabbit import RabbitBroker
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.messages import Event
 from shared.contracts.topology import Topology, is_subscribed
 from shared.db.models import OutboxMessage
-from shared.db.session import SessionFactory, unit_of_work
+from shared.db.session import SessionFactory, asyncpg_params, unit_of_work
 from shared.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
@@ -215,13 +214,8 @@ class OutboxRelay:
         return self._exchange
 
     async def _listen(self) -> None:
-        url = make_url(self._database_url)
         self._listener = await asyncpg.connect(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username,
-            password=url.password,
-            database=url.database,
+            **asyncpg_params(self._database_url),
             timeout=5,
             server_settings={"application_name": "albs-outbox-relay"},
         )

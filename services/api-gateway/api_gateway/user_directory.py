@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import asyncpg
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from shared.db.models import User
-from shared.db.session import SessionFactory
+from shared.db.session import SessionFactory, asyncpg_params
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +115,10 @@ class UserDirectory:
             await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _connect(self, lost: asyncio.Event) -> None:
-        url = make_url(self._database_url)
         self._listener = await asyncpg.connect(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username,
-            password=url.password,
-            database=url.database,
+            **asyncpg_params(self._database_url),
             timeout=5,
+            server_settings={"application_name": "albs-gateway-listen"},
         )
         self._listener.add_termination_listener(lambda _conn: lost.set())
         await self._listener.add_listener(USERS_CHANNEL, self._on_notice)

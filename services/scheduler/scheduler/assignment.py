@@ -13,12 +13,11 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler import task_bodies
 from shared.db.models import BuildTask
-from shared.db.session import DbLimits, SessionFactory, in_transaction
+from shared.db.session import DbLimits, SessionFactory, asyncpg_params, in_transaction
 from shared.errors import Unavailable
 from shared.messaging.outbox import NOTIFY_CHANNEL
 
@@ -72,7 +71,7 @@ class ClaimPool:
     """The scheduler's connections for claims; the rest of its work uses SQLAlchemy."""
 
     def __init__(self, database_url: str, size: int, limits: DbLimits | None = None) -> None:
-        self._url = make_url(database_url)
+        self._database_url = database_url
         self._size = size
         self._limits = limits or DbLimits()
         self._pool: asyncpg.Pool | None = None
@@ -86,11 +85,7 @@ class ClaimPool:
         async with self._opening:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    host=self._url.host,
-                    port=self._url.port or 5432,
-                    user=self._url.username,
-                    password=self._url.password,
-                    database=self._url.database,
+                    **asyncpg_params(self._database_url),
                     min_size=1,
                     max_size=self._size,
                     reset=_keep_as_is,
