@@ -15,13 +15,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
+
+from shared.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +78,6 @@ class RetryPolicy:
     backoff_seconds: float = 0.5
     max_delay_seconds: float = 10.0
     deadline_seconds: float = 300.0
-
-    def retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
-            retry=retry_if_exception_type(Transient),
-            wait=wait_exponential_jitter(
-                multiplier=self.backoff_seconds,
-                max=self.max_delay_seconds,
-                jitter=self.backoff_seconds,
-            ),
-            stop=stop_after_attempt(self.retries + 1) | stop_after_delay(self.deadline_seconds),
-            reraise=True,
-        )
 
 
 @dataclass(frozen=True)
@@ -196,24 +179,29 @@ class PulpApi:
 
     async def _step(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """Run one idempotent step, again after a transient failure (see RetryPolicy)."""
-        retrying = self._retry.retrying()
-        retrying.before_sleep = lambda state: log.warning(
-            "%s: %s; trying again in %.1f s",
-            what,
-            state.outcome.exception() if state.outcome else "?",
-            state.upcoming_sleep,
-        )
+        tries = 0
+
+        async def once() -> T:
+            nonlocal tries
+            tries += 1
+            async with self._slots:
+                return await step()
+
+        policy = self._retry
         try:
-            async for attempt in retrying:
-                with attempt:
-                    async with self._slots:
-                        return await step()
+            return await retrying(
+                once,
+                what=what,
+                retry_on=lambda exc: isinstance(exc, Transient),
+                attempts=policy.retries + 1,
+                deadline_seconds=policy.deadline_seconds,
+                first_wait=policy.backoff_seconds,
+                max_wait=policy.max_delay_seconds,
+            )
         except Transient as exc:
-            tries = retrying.statistics.get("attempt_number", "?")
             raise PulpError(f"{what}: Pulp is unavailable after {tries} attempts ({exc})") from exc
         except PulpError as exc:
             raise PulpError(f"{what}: {exc}") from exc
-        raise AssertionError("unreachable")
 
     async def _call(
         self, method: str, path: str, *, json: Json | None = None, params: Json | None = None
