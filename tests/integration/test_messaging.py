@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 def relay_database(servers: Servers, run_id: str) -> Iterator[str]:
     """A database of its own: the relays of the run's in-process services (on the run's
     database) must not publish the rows these tests write for their own relays."""
-    yield from scratch_database(servers, f"albs_test_{run_id}_relay", first_build_id(run_id, 1500))
+    yield from scratch_database(servers, f"albs_test_{run_id}_relay", first_build_id(run_id, 1800))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Artifacts starts later and the build proceeds to "repositories ready".
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import httpx
@@ -19,29 +19,46 @@ from api_gateway.settings import GatewaySettings
 from artifacts.main import create_app as create_artifacts
 from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
 from artifacts.settings import ArtifactsSettings
+from auth.settings import AuthSettings
+from auth.users import ensure_user, token_for
 from scheduler.main import create_app as create_scheduler
 from scheduler.settings import SchedulerSettings
 from shared.contracts.builds import BuildCreated
 from shared.contracts.topology import Topology
-from shared.db.models import Build
-from shared.db.session import SessionFactory
+from shared.db.models import Build, UserKind
+from shared.db.session import SessionFactory, create_engine, create_session_factory, in_transaction
 from tests.support.artifacts import PULP_WAIT_SECONDS
 from tests.support.builds import create_platform, platform_body
+from tests.support.fixtures import first_build_id, scratch_database
 from tests.support.pulp_node import PulpServer
 from tests.support.servers import Servers
-from tests.support.stack import TokenMaker, bearer, settings_for
+from tests.support.stack import bearer, settings_for
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.usefixtures("clean_db"), pytest.mark.pulp]
+pytestmark = pytest.mark.pulp
 LATER_SECONDS = 3.0
 
 
 @pytest.fixture
+def late_database(servers: Servers, run_id: str) -> Iterator[str]:
+    """A database of its own: the relays of this run's other services must not publish the
+    test's events under their own prefix."""
+    yield from scratch_database(servers, f"albs_test_{run_id}_late", first_build_id(run_id, 1900))
+
+
+@pytest.fixture
+async def late_sessions(late_database: str) -> AsyncIterator[SessionFactory]:
+    engine = create_engine(late_database, pool_size=2)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
 async def fresh_env(
-    service_env: dict[str, str], servers: Servers, amqp_prefix: str
+    service_env: dict[str, str], servers: Servers, amqp_prefix: str, late_database: str
 ) -> AsyncIterator[dict[str, str]]:
     prefix = f"{amqp_prefix}-late{uuid.uuid4().hex[:4]}"
-    yield {**service_env, "ALBS_AMQP_PREFIX": prefix}
+    yield {**service_env, "ALBS_AMQP_PREFIX": prefix, "ALBS_DATABASE_URL": late_database}
     topology = Topology(prefix)
     connection = await aio_pika.connect(servers.amqp_url)
     async with connection:
@@ -60,11 +77,14 @@ async def queued(servers: Servers, name: str) -> int:
 async def test_a_build_created_before_artifacts_ever_ran_proceeds_when_it_starts(
     fresh_env: dict[str, str],
     servers: Servers,
-    sessions: SessionFactory,
-    make_token: TokenMaker,
+    late_sessions: SessionFactory,
     pulp_server: PulpServer,
     run_id: str,
 ) -> None:
+    sessions = late_sessions
+    root = await in_transaction(
+        sessions, ensure_user, "root", email="root@example.org", kind=UserKind.USER, admin=True
+    )
     scheduler = create_scheduler(settings_for(SchedulerSettings, fresh_env, db_pool_size=2))
     gateway = create_gateway(settings_for(GatewaySettings, fresh_env, rpc_timeout_seconds=10))
     platform = f"T{run_id}-late-{uuid.uuid4().hex[:4]}"
@@ -73,7 +93,7 @@ async def test_a_build_created_before_artifacts_ever_ran_proceeds_when_it_starts
         async with gateway.router.lifespan_context(gateway):
             transport = httpx.ASGITransport(app=gateway)
             async with httpx.AsyncClient(transport=transport, base_url="http://gw") as api:
-                admin = bearer(await make_token("root", admin=True))
+                admin = bearer(token_for(root, settings_for(AuthSettings, fresh_env)))
                 await create_platform(api, admin, platform_body(platform, ["x86_64"]))
                 answer = await api.post(
                     "/api/v1/builds/",
