@@ -145,6 +145,12 @@ async def test_reports_during_a_rabbitmq_stop_are_kept_or_refused_and_then_accep
         return ping.status_code == 200 and claim.status_code == 200
 
     await eventually(reconnected, timeout=90, every=1.0)
+
+    async def counted_again() -> bool:  # the gateway's consumer watch survived the outage
+        health = (await api.get("/healthz")).json()
+        return bool(health["rpc_consumers"]["build_node.get_task"])
+
+    await eventually(counted_again, timeout=30, every=0.5)
     for task_id, status in statuses.items():
         if status != 200:
             assert await report(api, node, task_id) == 200  # the same report again: accepted

@@ -108,8 +108,8 @@ class UserDirectory:
                 lost = asyncio.Event()
                 await self._connect(lost)
                 await lost.wait()
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                log.warning("user directory: listening failed (%s); retrying", exc)
+            except Exception as exc:  # never give up listening: eviction depends on it
+                log.warning("user directory: listening failed (%r); retrying", exc)
             self.evict()
             await self._close_listener()
             await asyncio.sleep(RECONNECT_SECONDS)
