@@ -5,6 +5,7 @@ clients", a statement or lock timeout and a server shutting down arrive as a pla
 Their SQLSTATE tells them apart.
 """
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -18,9 +19,14 @@ RETRYABLE_CODES = frozenset({"55P03", "40001", "40P01"})
 def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeout):
         return True
+    if isinstance(exc, asyncpg.PostgresError):  # asyncpg used directly (the claim pool)
+        return _retryable(str(exc.sqlstate or ""))
     if not isinstance(exc, DBAPIError):
         return False
     if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
         return True
-    state = str(getattr(exc.orig, "sqlstate", None) or "")
+    return _retryable(str(getattr(exc.orig, "sqlstate", None) or ""))
+
+
+def _retryable(state: str) -> bool:
     return state[:2] in RETRYABLE_CLASSES or state in RETRYABLE_CODES

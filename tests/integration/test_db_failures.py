@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.failures import database_unavailable
+from shared.db.session import asyncpg_params
 
 pytestmark = [pytest.mark.integration]
 
@@ -35,3 +36,18 @@ def test_too_many_clients_is_unavailable() -> None:
     adapted = AsyncAdapt_asyncpg_dbapi.Error(str(refused), refused)  # type: ignore[no-untyped-call]
     wrapped = DBAPIError("connect", None, adapted)
     assert database_unavailable(wrapped)
+
+
+async def test_asyncpg_errors_are_judged_by_the_same_codes(database_url: str) -> None:
+    """The claim pool uses asyncpg directly: its time-outs are 503 too, its bugs are not."""
+    connection = await asyncpg.connect(**asyncpg_params(database_url))
+    try:
+        await connection.execute("SET statement_timeout = 50")
+        with pytest.raises(asyncpg.PostgresError) as timeout:
+            await connection.execute("SELECT pg_sleep(2)")
+        with pytest.raises(asyncpg.PostgresError) as bug:
+            await connection.execute("SELECT 1 / 0")
+    finally:
+        await connection.close()
+    assert database_unavailable(timeout.value)
+    assert not database_unavailable(bug.value)
