@@ -58,7 +58,6 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
     )
     sessions = create_session_factory(engine)
     relay = OutboxRelay(
-        sessions,
         broker,
         topology,
         database_url=settings.database_url,
@@ -66,6 +65,7 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
             batch_size=settings.outbox_batch_size,
             publish_timeout=settings.publish_timeout_seconds,
         ),
+        limits=settings.db_limits(),
     )
     jobs = [retention_job(sessions, settings)]
     return ServiceRuntime(name, settings, broker, topology, engine, sessions, relay, jobs)

@@ -12,6 +12,7 @@ instead of after the whole timeout (docs/decisions/0011-request-path.md).
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -128,15 +129,16 @@ class RpcClient:
 
     async def call(self, spec: RpcSpec[Any, Res], request: BaseModel) -> Res | None:
         """Send one request and wait for its reply; error replies are raised as AlbsError."""
-        reply = await self._round_trip(spec, request)
-        if not reply.ok:
-            error = reply.error
-            raise (
-                error_for_status(error.status, error.detail) if error else Unavailable("RPC failed")
-            )
+        reply = _successful(await self._round_trip(spec, request))
         if spec.result is None or reply.result is None:
             return None
         return spec.result.model_validate(reply.result)
+
+    async def call_json(self, spec: RpcSpec[Any, Any], request: BaseModel) -> bytes:
+        """The result as JSON, passed on without validating it against `spec.result`: for
+        results the service keeps ready to send (get_task's Task body, checked when built)."""
+        reply = _successful(await self._round_trip(spec, request))
+        return json.dumps(reply.result, separators=(",", ":")).encode()
 
     async def publish_event(self, event: Event) -> None:
         """Publish persistently and return once RabbitMQ confirmed it reached a queue."""
@@ -280,3 +282,11 @@ class RpcClient:
         except ValidationError:
             log.error("rpc: malformed reply for %s", message.correlation_id)
             future.set_result(RpcReply.failure(502, "A service sent a malformed reply."))
+
+
+def _successful(reply: RpcReply) -> RpcReply:
+    """The reply itself, or its error raised as the AlbsError a route answers with."""
+    if reply.ok:
+        return reply
+    error = reply.error
+    raise error_for_status(error.status, error.detail) if error else Unavailable("RPC failed")
