@@ -72,7 +72,7 @@ async def feed(api: httpx.AsyncClient, make_token: TokenMaker, sessions: Session
         "P2": await create_platform(api, admin, platform_body("P2", ["x86_64", "aarch64"])),
     }
     alice, bob = bearer(await make_token("alice")), bearer(await make_token("bob"))
-    one = {"linked_builds": [], "mock_options": {}}
+    one: dict[str, Any] = {"linked_builds": [], "mock_options": {}}
     b1 = await submit_build(
         api,
         alice,

@@ -154,6 +154,8 @@ class BuildTask(Base):
         # The feed's `platform_id` and `build_task_arch` filters.
         Index("ix_build_tasks_platform_id_build_id", "platform_id", "build_id"),
         Index("ix_build_tasks_arch_build_id", "arch", "build_id"),
+        # From a ref found by `project`/`ref` to its tasks (and the ref's cascade).
+        Index("ix_build_tasks_ref_id", "ref_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import ColumnElement, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from shared.contracts.builds import (
     BuildArtifactOut,
@@ -151,21 +151,27 @@ def _contains(text: str) -> str:
 
 
 def feed_condition(filters: FeedFilters) -> ColumnElement[bool]:
-    given = filters.given
     conditions: list[ColumnElement[bool]] = []
     if filters.created_by is not None:
         conditions.append(Build.user_id == filters.created_by)
+    # Plain `released` / `NOT released`: what the partial indexes' predicates prove.
     if filters.released is not None:
-        conditions.append(Build.released.is_(filters.released))
+        conditions.append(_flag(Build.released, filters.released))
     if filters.signed is not None:
-        conditions.append(Build.signed.is_(filters.signed))
-    task = _task_condition(filters, given)
+        conditions.append(_flag(Build.signed, filters.signed))
+    task = _task_condition(filters)
     if task is not None:
         conditions.append(task)
     return and_all(conditions)
 
 
-def _task_condition(filters: FeedFilters, given: dict[str, object]) -> ColumnElement[bool] | None:
+def _flag(column: InstrumentedAttribute[bool], wanted: bool) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column.expression
+    return condition if wanted else ~condition
+
+
+def _task_condition(filters: FeedFilters) -> ColumnElement[bool] | None:
+    given = filters.given
     on_task: list[ColumnElement[bool]] = []
     if filters.platform_id is not None:
         on_task.append(BuildTask.platform_id == filters.platform_id)
@@ -177,8 +183,11 @@ def _task_condition(filters: FeedFilters, given: dict[str, object]) -> ColumnEle
     if filters.ref is not None:
         on_ref.append(BuildTaskRef.git_ref.ilike(_contains(filters.ref), escape="\\"))
     on_rpm = [column == given[name] for name, column in RPM_COLUMNS.items() if name in given]
-    if not (on_task or on_ref or on_rpm):
-        return None
+    if not (on_task or on_rpm):
+        # Refs know their build: no need to go through the tasks.
+        if not on_ref:
+            return None
+        return exists().where(BuildTaskRef.build_id == Build.id, *on_ref).correlate(Build)
     query = select(BuildTask.id).where(BuildTask.build_id == Build.id, *on_task)
     if on_ref:
         query = query.join(BuildTaskRef, BuildTaskRef.id == BuildTask.ref_id).where(*on_ref)
@@ -188,7 +197,7 @@ def _task_condition(filters: FeedFilters, given: dict[str, object]) -> ColumnEle
             (BuildArtifact.build_task_id == BuildTask.id)
             & (BuildArtifact.attempt == BuildTask.attempt),
         ).where(BuildArtifact.type == "rpm", *on_rpm)
-    return exists(query)
+    return exists(query.correlate(Build))
 
 
 def and_all(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:

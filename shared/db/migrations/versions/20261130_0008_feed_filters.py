@@ -55,6 +55,7 @@ def upgrade() -> None:
         "ix_build_tasks_platform_id_build_id", "build_tasks", ["platform_id", "build_id"]
     )
     op.create_index("ix_build_tasks_arch_build_id", "build_tasks", ["arch", "build_id"])
+    op.create_index("ix_build_tasks_ref_id", "build_tasks", ["ref_id"])
     for name, type_ in RPM_COLUMNS:
         op.add_column("build_artifacts", sa.Column(name, type_, nullable=True))
     for name in ("rpm_name", "rpm_version", "rpm_release"):
@@ -66,6 +67,7 @@ def downgrade() -> None:
         op.drop_index(f"ix_build_artifacts_{name}", table_name="build_artifacts")
     for name, _ in RPM_COLUMNS:
         op.drop_column("build_artifacts", name)
+    op.drop_index("ix_build_tasks_ref_id", table_name="build_tasks")
     op.drop_index("ix_build_tasks_arch_build_id", table_name="build_tasks")
     op.drop_index("ix_build_tasks_platform_id_build_id", table_name="build_tasks")
     for column in ("url", "git_ref"):
