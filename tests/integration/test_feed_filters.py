@@ -146,6 +146,8 @@ async def test_project_and_ref_are_parts_of_the_url_and_git_ref(feed: Feed) -> N
     # LIKE's wildcards are plain characters here.
     assert await feed.search(ref="%") == []
     assert await feed.search(project="_") == []
+    # A cleared text field is no filter.
+    assert await feed.search(project="", ref="", rpm_name="") == ["b3", "b2", "b1"]
 
 
 async def test_rpm_fields_match_a_package_of_the_current_attempt(feed: Feed) -> None:
