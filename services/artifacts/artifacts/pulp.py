@@ -5,7 +5,7 @@ step or a redelivered event never creates a duplicate.
 """
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from artifacts.naming import LOG_BASE_PATH, RPM_BASE_PATH
@@ -15,6 +15,8 @@ from artifacts.settings import ArtifactsSettings
 ARTIFACTS = f"{API}/artifacts/"
 RPM_PACKAGES = f"{API}/content/rpm/packages/"
 FILE_CONTENT = f"{API}/content/file/files/"
+NEVRA = "pulp_href,name,epoch,version,release,arch"
+PAGE = 100  # what one `_list` answers
 
 __all__ = ["LOG_REPO", "RPM_REPO", "PulpClient", "PulpError", "PulpRepo", "RepoKind"]
 
@@ -117,6 +119,20 @@ class PulpClient(PulpApi):
             lambda: self._list(RPM_PACKAGES, pkgId__in=wanted, fields="pulp_href,pkgId"),
         )
         return {p["pkgId"]: p["pulp_href"] for p in found}
+
+    async def package_nevras(self, content_hrefs: list[str]) -> dict[str, Json]:
+        """content href -> the package's name, epoch, version, release and arch, as Pulp read
+        them from its header (a file name has no epoch)."""
+        wanted = sorted(set(content_hrefs))
+        found: dict[str, Json] = {}
+        for start in range(0, len(wanted), PAGE):
+            chunk = ",".join(wanted[start : start + PAGE])
+            rows = await self._step("reading the packages' NEVRA", self._nevra_reader(chunk))
+            found.update((row["pulp_href"], row) for row in rows)
+        return found
+
+    def _nevra_reader(self, hrefs: str) -> Callable[[], Awaitable[list[Json]]]:
+        return lambda: self._list(RPM_PACKAGES, pulp_href__in=hrefs, fields=NEVRA)
 
     async def ensure_package(self, artifact_href: str, file_name: str) -> str:
         """The RPM package content of the artifact, made in the request (no Pulp task)."""
