@@ -270,4 +270,4 @@ async def _build_ids(session: AsyncSession, task_ids: set[int]) -> dict[int, int
     rows = await session.execute(
         select(BuildTask.id, BuildTask.build_id).where(BuildTask.id.in_(task_ids))
     )
-    return dict(rows.tuples())
+    return {row.id: row.build_id for row in rows}
