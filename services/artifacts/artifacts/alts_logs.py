@@ -68,6 +68,9 @@ async def file_test_logs(ctx: Context, message_id: str | None, event: TestTaskFi
     async with ctx.locks.hold(("test-logs", name)):
         if await seen_before(ctx.sessions, ctx.consumer, message_id):
             return
+        if not await _test_exists(ctx, event.test_task_id):  # its build was deleted
+            await handle_once(ctx.sessions, ctx.consumer, message_id, _nothing)
+            return
         repo = await ctx.pulp.ensure_repository(TEST_LOG_REPO, name, publish=True)
         units = [await ctx.pulp.ensure_file(entry.href, entry.name) for entry in event.logs]
         await ctx.pulp.add_content(repo.href, units)
@@ -75,6 +78,12 @@ async def file_test_logs(ctx: Context, message_id: str | None, event: TestTaskFi
             if not await first_delivery(session, ctx.consumer, message_id):
                 return
             await _record_logs(session, event, units)
+
+
+async def _test_exists(ctx: Context, test_task_id: int) -> bool:
+    async with ctx.sessions() as session:
+        found = await session.scalar(select(TestTask.id).where(TestTask.id == test_task_id))
+    return found is not None
 
 
 async def _record_logs(session: AsyncSession, event: TestTaskFinished, units: list[str]) -> None:
