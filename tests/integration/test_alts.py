@@ -438,3 +438,36 @@ async def _remove_pulp_repositories(pulp_server: PulpServer, platform: str, task
                 )
     finally:
         await pulp.close()
+
+
+async def test_a_test_alts_refuses_fails_with_alts_words(
+    alts_env: dict[str, str],
+    alts_sessions: SessionFactory,
+    api: httpx.AsyncClient,
+    who: dict[str, Headers],
+    run_id: str,
+) -> None:
+    planned = await insert_build(
+        alts_sessions, f"T{run_id}-altsno-{uuid.uuid4().hex[:4]}", ["x86_64"]
+    )
+    task_id = planned.task_ids["x86_64"]
+    [refused_id] = await _insert_tests(alts_sessions, task_id, count=1)
+    async with alts_sessions() as session, session.begin():
+        row = await session.get(TestTask, refused_id)
+        assert row is not None
+        row.schedule_body = {"runner_type": "docker"}  # no callback: ALTS answers 400
+    alts = FakeAlts(ALTS_TOKEN)
+    alts_url = alts.start()
+    try:
+        async with schedulers(alts_env, 1, alts_url):
+
+            async def settled() -> list[dict[str, Any]]:
+                tests = await latest(api, who["owner"], task_id)
+                return tests if tests[0]["status"] == TestTaskStatus.FAILED else []
+
+            [test] = await eventually(settled, timeout=60, every=0.3)
+    finally:
+        alts.stop()
+    assert test["error"] == "ALTS answered 400: no callback"
+    assert test["dispatch_attempts"] == 1
+    assert alts.snapshot() == []
