@@ -326,6 +326,22 @@ async def test_a_done_task_is_tested_by_alts_and_the_frontend_reads_and_restarts
             assert missing.status_code == 404
             gone = await api.put("/api/v1/tests/build/999999/restart", headers=who["owner"])
             assert gone.status_code == 404
+
+            # Deleting the build deletes its test log repositories in Pulp too (§11.22).
+            removed = await api.delete(f"/api/v1/builds/{build['id']}/remove", headers=who["owner"])
+            assert removed.status_code == 204, removed.text
+            log_repos = [alts_log_repo_name(task_id, revision) for revision in (1, 2, 3)]
+
+            async def logs_gone() -> bool:
+                for name in log_repos:
+                    found = await pulp.get(
+                        "/pulp/api/v3/repositories/file/file/", params={"name": name}
+                    )
+                    if found.raise_for_status().json()["count"]:
+                        return False
+                return True
+
+            await eventually(logs_gone, timeout=PULP_WAIT_SECONDS, every=0.5)
     finally:
         alts.stop()
         await pulp.aclose()
