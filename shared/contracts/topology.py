@@ -24,6 +24,12 @@ from shared.contracts.builds import (
 from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
 from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
+from shared.contracts.test_tasks import (
+    REPORT_TEST_RESULT,
+    RESTART_TESTS,
+    TestTaskFinished,
+    TestTasksCreated,
+)
 from shared.contracts.users import LOGIN_GITHUB, REVOKE_TOKENS, SET_ADMIN
 
 # A message that keeps failing goes to the dead-letter queue after this many deliveries.
@@ -40,6 +46,8 @@ SUBSCRIPTIONS: tuple[tuple[str, type[Event]], ...] = (
     ("artifacts", BuildCreated),
     ("artifacts", BuildTaskFinished),
     ("artifacts", BuildDeleted),
+    ("artifacts", TestTasksCreated),
+    ("artifacts", TestTaskFinished),
     ("gitea-bridge", TagPushed),
 )
 
@@ -54,6 +62,8 @@ RPCS: tuple[RpcSpec[Any, Any], ...] = (
     LOGIN_GITHUB,
     SET_ADMIN,
     REVOKE_TOKENS,
+    REPORT_TEST_RESULT,
+    RESTART_TESTS,
 )
 
 SUBSCRIBED_KEYS = frozenset(event.routing_key for _, event in SUBSCRIPTIONS)

@@ -2,12 +2,14 @@
 
 from faststream.rabbit import RabbitMessage, RabbitRouter
 
+from artifacts.alts_logs import file_test_logs, prepare_test_log_repository
 from artifacts.context import Context
 from artifacts.filing import store_task_artifacts
 from artifacts.pulp import PulpClient
 from artifacts.repositories import prepare_build_repositories, remove_build_repositories
 from shared.contracts.build_node import BuildTaskFinished
 from shared.contracts.builds import BuildCreated, BuildDeleted
+from shared.contracts.test_tasks import TestTaskFinished, TestTasksCreated
 from shared.contracts.topology import Topology
 from shared.db.session import SessionFactory
 from shared.messaging.subscribers import event_subscriber
@@ -30,5 +32,13 @@ def build_handlers(topology: Topology, sessions: SessionFactory, pulp: PulpClien
     @event_subscriber(router, topology, CONSUMER, BuildDeleted)
     async def on_build_deleted(event: BuildDeleted, message: RabbitMessage) -> None:
         await remove_build_repositories(context, message.message_id, event)
+
+    @event_subscriber(router, topology, CONSUMER, TestTasksCreated)
+    async def on_test_tasks_created(event: TestTasksCreated, message: RabbitMessage) -> None:
+        await prepare_test_log_repository(context, message.message_id, event)
+
+    @event_subscriber(router, topology, CONSUMER, TestTaskFinished)
+    async def on_test_task_finished(event: TestTaskFinished, message: RabbitMessage) -> None:
+        await file_test_logs(context, message.message_id, event)
 
     return router
