@@ -53,7 +53,7 @@ ALLOWED: dict[Callable[..., Any], set[str]] = {
     policy.people: {"user", "other_user", "admin"},
     policy.admin: {"admin"},
     policy.build_node: {"node", "admin"},
-    policy.alts_service: {"alts", "admin"},
+    policy.alts_service: {"alts"},
     policy.self_or_admin: {"user", "admin"},
     policy.public: set(CALLERS),
 }
