@@ -13,6 +13,7 @@ from scheduler.handlers.platforms import platform_handlers
 from scheduler.idempotency import prune_keys
 from scheduler.reaper import Reaper
 from scheduler.settings import SchedulerSettings
+from shared.db.queries.gauges import refresh_task_gauges
 from shared.db.session import in_transaction
 from shared.logs import setup_logging
 from shared.messaging.runtime import build_app, create_runtime
@@ -34,6 +35,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     runtime.jobs += [reaper.job, key_pruner]
     runtime.on_start.append(claims.start)
     runtime.on_stop.append(claims.stop)
+    runtime.collectors.append(lambda: in_transaction(sessions, refresh_task_gauges))
     routers = [
         platform_handlers(topology, sessions),
         build_handlers(topology, sessions),
@@ -45,6 +47,6 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
 
 def main() -> None:
     settings = load_settings(SchedulerSettings)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     run = uvloop.run if settings.event_loop == "uvloop" else asyncio.run
     run(create_app(settings).run())
