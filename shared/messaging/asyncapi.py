@@ -64,7 +64,7 @@ def reply_model(spec: RpcSpec[Any, Any]) -> type[BaseModel]:
 
 def _consumer(model: type[BaseModel]) -> Callable[..., Any]:
     async def handle(body: model) -> None:  # type: ignore[valid-type]
-        """Documentation only: never called."""
+        pass  # documentation only: never called
 
     return handle
 
@@ -74,7 +74,6 @@ def document_broker(prefix: str) -> RabbitBroker:
     broker = RabbitBroker("amqp://documentation-only/")
     for event in all_events():
         broker.publisher(
-            topology.events.name,
             exchange=topology.events,
             routing_key=event.routing_key,
             schema=event,
@@ -86,6 +85,7 @@ def document_broker(prefix: str) -> RabbitBroker:
             topology.event_queue(consumer, event),
             topology.events,
             title=f"{consumer} consumes {event.routing_key}",
+            description=f"The {consumer} service's queue of {event.routing_key} events.",
         )(_consumer(event))
     for spec in RPCS:
         broker.subscriber(
