@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
 # Reads gauges from the database before each scrape; one at a time, bounded in time.
 Refresh = Callable[[], Awaitable[None]]
 REFRESH_TIMEOUT = 5.0
+# Scrapes closer together than this reuse the last values: the task counts read every
+# unfinished task, so scrapers (several Prometheus, a curl loop) must not multiply it.
+MIN_REFRESH_SECONDS = 5.0
 MAX_REQUEST_BYTES = 8192
 READ_TIMEOUT = 5.0
 
@@ -40,6 +44,7 @@ class OpsServer:
         self._health = health
         self._refresh = refresh
         self._refreshing = asyncio.Lock()
+        self._refreshed_at = float("-inf")
         self._server: asyncio.Server | None = None
 
     @property
@@ -99,7 +104,10 @@ class OpsServer:
         """Concurrent scrapes share one refresh; a failed one leaves the last values."""
         if self._refresh is None or self._refreshing.locked():
             return
+        if time.monotonic() - self._refreshed_at < MIN_REFRESH_SECONDS:
+            return
         async with self._refreshing:
+            self._refreshed_at = time.monotonic()
             try:
                 await asyncio.wait_for(self._refresh(), REFRESH_TIMEOUT)
             except Exception as exc:
