@@ -68,19 +68,22 @@ class OpsServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request_line = b""
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
-            answer = await self._answer(head.split(b"\r\n", 1)[0])
+            request_line = head.split(b"\r\n", 1)[0]
+            answer = await self._answer(request_line)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             answer = Answer(400, "text/plain", b"bad request\n")
         except ConnectionError:
             return
+        body = b"" if request_line.startswith(b"HEAD ") else answer.body
         writer.write(
             f"HTTP/1.1 {answer.status} {_REASONS[answer.status]}\r\n"
             f"Content-Type: {answer.content_type}\r\n"
             f"Content-Length: {len(answer.body)}\r\nConnection: close\r\n\r\n".encode()
-            + answer.body
+            + body
         )
         with contextlib.suppress(ConnectionError):
             await writer.drain()

@@ -88,6 +88,9 @@ async def test_metrics_answer_and_anything_else_does_not(runtime: ServiceRuntime
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "# TYPE albs_messages_handled_total counter" in metrics.text
         assert (await get(server, "/admin")).status_code == 404
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            head = await client.head("/metrics", timeout=10)
+        assert (head.status_code, head.content) == (200, b"")
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /healthz HTTP/1.1\r\n" + b"X-Junk: " + b"x" * 10_000 + b"\r\n\r\n")
         await writer.drain()
