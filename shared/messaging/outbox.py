@@ -25,6 +25,7 @@ from faststream.rabbit import RabbitBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import correlation
 from shared.contracts.messages import Event
 from shared.contracts.topology import Topology, is_subscribed
 from shared.db.models import OutboxMessage
@@ -45,6 +46,7 @@ async def add_event(session: AsyncSession, event: Event) -> uuid.UUID:
             message_id=message_id,
             routing_key=event.routing_key,
             payload=event.model_dump(mode="json"),
+            correlation_id=correlation.current(),
         )
     )
     # Delivered by PostgreSQL at commit, never for a rolled-back transaction; one per
@@ -62,6 +64,7 @@ class PendingEvent:
     message_id: uuid.UUID
     routing_key: str
     payload: str
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ WHERE id IN (
     ORDER BY id LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, message_id, routing_key, payload::text
+RETURNING id, message_id, routing_key, payload::text, correlation_id
 """
 MARK_PUBLISHED = (
     "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY($1::bigint[])"
@@ -176,6 +179,9 @@ class OutboxRelay:
             content_type="application/json",
             message_id=str(event.message_id),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={correlation.MESSAGE_HEADER: event.correlation_id}
+            if event.correlation_id
+            else None,
         )
         try:
             async with asyncio.timeout(timeout):

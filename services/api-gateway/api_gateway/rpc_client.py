@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from aio_pika.exceptions import (
 )
 from pydantic import BaseModel, ValidationError
 
+from shared import correlation, metrics
 from shared.contracts.messages import Event, RpcReply, RpcSpec
 from shared.contracts.topology import Topology
 from shared.errors import Unavailable, error_for_status
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
 Res = TypeVar("Res", bound=BaseModel)
+
+
+class RpcTimeout(Unavailable):
+    """No reply within the timeout (counted apart from the other 503s)."""
 
 
 class RpcClient:
@@ -149,6 +155,7 @@ class RpcClient:
             content_type="application/json",
             message_id=str(uuid.uuid4()),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=correlation.headers(),
         )
         try:
             async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect
@@ -163,6 +170,21 @@ class RpcClient:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
+        started = time.perf_counter()
+        outcome = "unavailable"
+        try:
+            reply = await self._send_and_wait(spec, request)
+            outcome = "ok" if reply.ok else "error"
+            return reply
+        except RpcTimeout:
+            outcome = "timeout"
+            raise
+        finally:
+            metrics.RPC_SECONDS.labels(spec.name, outcome).observe(time.perf_counter() - started)
+            if outcome == "timeout":
+                metrics.RPC_TIMEOUTS.labels(spec.name).inc()
+
+    async def _send_and_wait(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
         if self._channel is None:
             raise Unavailable("The gateway is not connected to RabbitMQ.")
         queue = self._topology.rpc_queue(spec).name
@@ -178,7 +200,7 @@ class RpcClient:
             await self._publish(queue, correlation_id, request)
             return await asyncio.wait_for(future, self._timeout)
         except TimeoutError:
-            raise Unavailable(
+            raise RpcTimeout(
                 f"No {spec.name} handler answered within {self._timeout:g} s; "
                 "the scheduler may be down or overloaded. Try again."
             ) from None
@@ -192,6 +214,7 @@ class RpcClient:
             content_type="application/json",
             correlation_id=correlation_id,
             reply_to=REPLY_QUEUE,
+            headers=correlation.headers(),
             # A request nobody picked up in time must not run later, after the caller gave up.
             expiration=self._timeout,
         )

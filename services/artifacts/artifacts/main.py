@@ -24,5 +24,5 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastStream:
 
 def main() -> None:
     settings = load_settings(ArtifactsSettings)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     asyncio.run(create_app(settings).run())

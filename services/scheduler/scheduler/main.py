@@ -17,6 +17,7 @@ from scheduler.idempotency import prune_keys
 from scheduler.reaper import Reaper
 from scheduler.settings import SchedulerSettings
 from scheduler.testing import fail_overdue
+from shared.db.queries.gauges import refresh_task_gauges
 from shared.db.session import SessionFactory, in_transaction
 from shared.logs import setup_logging
 from shared.messaging.runtime import ServiceRuntime, build_app, create_runtime
@@ -41,6 +42,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     add_test_jobs(runtime, sessions, settings)
     runtime.on_start.append(claims.start)
     runtime.on_stop.append(claims.stop)
+    runtime.collectors.append(lambda: in_transaction(sessions, refresh_task_gauges))
     routers = [
         platform_handlers(topology, sessions),
         build_handlers(topology, sessions),
@@ -88,6 +90,6 @@ def add_test_jobs(
 
 def main() -> None:
     settings = load_settings(SchedulerSettings)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     run = uvloop.run if settings.event_loop == "uvloop" else asyncio.run
     run(create_app(settings).run())

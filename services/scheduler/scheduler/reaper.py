@@ -3,6 +3,7 @@
 import logging
 
 from scheduler.leases import requeue_expired
+from shared import metrics
 from shared.db.session import SessionFactory, in_transaction
 from shared.periodic import PeriodicJob
 
@@ -17,5 +18,6 @@ class Reaper:
     async def reap_once(self) -> int:
         count = await in_transaction(self._sessions, requeue_expired)
         if count:
+            metrics.LEASES_EXPIRED.inc(count)
             log.info("requeued %d task(s) whose lease expired", count)
         return count
