@@ -21,6 +21,11 @@ from shared.contracts.builds import (
     BuildReposFailed,
     BuildReposReady,
 )
+from shared.contracts.distributions import (
+    ADD_TO_DISTRIBUTION,
+    CREATE_DISTRIBUTION,
+    REMOVE_FROM_DISTRIBUTION,
+)
 from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
 from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
@@ -40,6 +45,8 @@ SUBSCRIPTIONS: tuple[tuple[str, type[Event]], ...] = (
     ("artifacts", BuildCreated),
     ("artifacts", BuildTaskFinished),
     ("artifacts", BuildDeleted),
+    # A restarted task of a build in a distribution brings its new packages there.
+    ("artifacts", BuildTaskArtifactsStored),
     ("gitea-bridge", TagPushed),
 )
 
@@ -54,6 +61,9 @@ RPCS: tuple[RpcSpec[Any, Any], ...] = (
     LOGIN_GITHUB,
     SET_ADMIN,
     REVOKE_TOKENS,
+    CREATE_DISTRIBUTION,
+    ADD_TO_DISTRIBUTION,
+    REMOVE_FROM_DISTRIBUTION,
 )
 
 SUBSCRIBED_KEYS = frozenset(event.routing_key for _, event in SUBSCRIPTIONS)
