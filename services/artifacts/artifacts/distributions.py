@@ -184,7 +184,26 @@ async def add_build(ctx: Context, command: ChangeDistribution) -> DistributionCh
                 .on_conflict_do_nothing()
             )
             await _announce(session, target, build_id, "added")
+        await _catch_up(ctx, target, build_id, mine)
     return DistributionChangeReply(success=True)
+
+
+async def _catch_up(ctx: Context, target: Target, build_id: int, applied: Units) -> None:
+    """Packages stored while the add ran were announced before the link existed, so the
+    event hook skipped them: add them now that the link is committed."""
+    async with ctx.sessions() as session:
+        now = await _units(session, target, _published() & (BuildTask.build_id == build_id))
+        others = await _units_of_others(session, target, build_id)
+    late = without(now, applied)
+    if not late:
+        return
+    try:
+        await _run(ctx, target, build_id, Change(apply=late, undo=without(late, others), add=True))
+    except Unavailable as exc:
+        raise Unavailable(
+            f"Build {build_id} was added to {target.name}, but packages it stored meanwhile "
+            f"could not be: {exc.detail} Remove the build and add it again."
+        ) from exc
 
 
 async def remove_build(ctx: Context, command: ChangeDistribution) -> DistributionChangeReply:
