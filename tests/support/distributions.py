@@ -177,8 +177,9 @@ async def contents(
     return {name: files for name, files in found.items() if files}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def build_ids(run_id: str) -> Iterator[int]:
+    """One counter for the run: every module of it gets ids (and Pulp names) of its own."""
     return itertools.count(first_build_id(run_id, BUILD_ID_OFFSET))
 
 
