@@ -21,6 +21,11 @@ from shared.contracts.builds import (
     BuildReposFailed,
     BuildReposReady,
 )
+from shared.contracts.distributions import (
+    ADD_TO_DISTRIBUTION,
+    CREATE_DISTRIBUTION,
+    REMOVE_FROM_DISTRIBUTION,
+)
 from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
 from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
@@ -48,6 +53,8 @@ SUBSCRIPTIONS: tuple[tuple[str, type[Event]], ...] = (
     ("artifacts", BuildDeleted),
     ("artifacts", TestTasksCreated),
     ("artifacts", TestTaskFinished),
+    # A restarted task of a build in a distribution brings its new packages there.
+    ("artifacts", BuildTaskArtifactsStored),
     ("gitea-bridge", TagPushed),
 )
 
@@ -64,6 +71,9 @@ RPCS: tuple[RpcSpec[Any, Any], ...] = (
     REVOKE_TOKENS,
     REPORT_TEST_RESULT,
     RESTART_TESTS,
+    CREATE_DISTRIBUTION,
+    ADD_TO_DISTRIBUTION,
+    REMOVE_FROM_DISTRIBUTION,
 )
 
 SUBSCRIBED_KEYS = frozenset(event.routing_key for _, event in SUBSCRIPTIONS)

@@ -24,7 +24,7 @@ from artifacts.handlers.builds import CONSUMER
 from artifacts.main import create_app
 from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
 from artifacts.settings import ArtifactsSettings
-from shared.contracts.build_node import BuildTaskFinished
+from shared.contracts.build_node import BuildTaskArtifactsStored, BuildTaskFinished
 from shared.contracts.builds import BuildCreated, BuildDeleted
 from shared.contracts.test_tasks import TestTaskFinished, TestTasksCreated
 from shared.contracts.topology import Topology
@@ -182,6 +182,7 @@ async def _purge_artifacts_queues(amqp_url: str, prefix: str) -> None:
             BuildCreated,
             BuildTaskFinished,
             BuildDeleted,
+            BuildTaskArtifactsStored,
             TestTasksCreated,
             TestTaskFinished,
         ):

@@ -14,6 +14,7 @@ from api_gateway.observability import ObserveRequests
 from api_gateway.routes import (
     build_node,
     builds,
+    distributions,
     health,
     platforms,
     projects,
@@ -90,6 +91,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(projects.router)
     app.include_router(queue.router)
     app.include_router(tests.router)
+    app.include_router(distributions.router)
     return app
 
 

@@ -196,18 +196,21 @@ class RpcClient:
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
+        timeout = max(self._timeout, spec.timeout_seconds or 0.0)
         try:
-            await self._publish(queue, correlation_id, request)
-            return await asyncio.wait_for(future, self._timeout)
+            await self._publish(queue, correlation_id, request, timeout)
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise RpcTimeout(
-                f"No {spec.name} handler answered within {self._timeout:g} s; "
+                f"No {spec.name} handler answered within {timeout:g} s; "
                 "the scheduler may be down or overloaded. Try again."
             ) from None
         finally:
             self._pending.pop(correlation_id, None)
 
-    async def _publish(self, queue: str, correlation_id: str, request: BaseModel) -> None:
+    async def _publish(
+        self, queue: str, correlation_id: str, request: BaseModel, wait_seconds: float
+    ) -> None:
         assert self._channel is not None
         message = aio_pika.Message(
             body=request.model_dump_json().encode(),
@@ -216,7 +219,7 @@ class RpcClient:
             reply_to=REPLY_QUEUE,
             headers=correlation.headers(),
             # A request nobody picked up in time must not run later, after the caller gave up.
-            expiration=self._timeout,
+            expiration=wait_seconds,
         )
         try:
             async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect

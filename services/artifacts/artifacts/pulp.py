@@ -159,6 +159,14 @@ class PulpClient(PulpApi):
             lambda: self._add_content(repo_href, units),
         )
 
+    async def remove_content(self, repo_href: str, content_hrefs: list[str]) -> str | None:
+        """Remove the content units in one new repository version (units absent are fine)."""
+        units = sorted(set(content_hrefs))
+        return await self._step(
+            f"removing {len(units)} content unit(s) from {repo_href}",
+            lambda: self._modify(repo_href, {"remove_content_units": units}),
+        )
+
     # The steps themselves (never call a public method from here: slots do not nest)
 
     async def _ensure_repository(self, kind: RepoKind, name: str, *, publish: bool) -> PulpRepo:
@@ -247,7 +255,10 @@ class PulpClient(PulpApi):
         return str(self._checked("POST", f"{endpoint}upload/", response)["pulp_href"])
 
     async def _add_content(self, repo_href: str, units: list[str]) -> str | None:
-        answer = await self._json("POST", f"{repo_href}modify/", json={"add_content_units": units})
+        return await self._modify(repo_href, {"add_content_units": units})
+
+    async def _modify(self, repo_href: str, change: Json) -> str | None:
+        answer = await self._json("POST", f"{repo_href}modify/", json=change)
         task = await self.wait_task(answer["task"])
         versions = [href for href in task["created_resources"] if "/versions/" in href]
         return versions[0] if versions else None
