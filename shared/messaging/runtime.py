@@ -133,6 +133,9 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
 
     async def on_shutdown() -> None:
         runtime.started = False
+        # Stop consuming and wait (up to the broker's graceful_timeout) for the handlers in
+        # flight while what they use (Pulp client, claim pool, relay) is still open.
+        await asyncio.gather(*(subscriber.stop() for subscriber in runtime.broker.subscribers))
         for hook in runtime.on_stop:
             await hook()
         for job in runtime.jobs:
