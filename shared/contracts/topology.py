@@ -24,6 +24,15 @@ from shared.contracts.builds import (
 from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
 from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
+from shared.contracts.signing import (
+    COMPLETE_SIGN_TASK,
+    CREATE_SIGN_KEY,
+    CREATE_SIGN_TASK,
+    GET_SIGN_TASK,
+    UPDATE_SIGN_KEY,
+    SignTaskPackagesReplaced,
+    SignTaskSigned,
+)
 from shared.contracts.users import LOGIN_GITHUB, REVOKE_TOKENS, SET_ADMIN
 
 # A message that keeps failing goes to the dead-letter queue after this many deliveries.
@@ -40,6 +49,8 @@ SUBSCRIPTIONS: tuple[tuple[str, type[Event]], ...] = (
     ("artifacts", BuildCreated),
     ("artifacts", BuildTaskFinished),
     ("artifacts", BuildDeleted),
+    ("artifacts", SignTaskSigned),
+    ("scheduler", SignTaskPackagesReplaced),
     ("gitea-bridge", TagPushed),
 )
 
@@ -54,6 +65,11 @@ RPCS: tuple[RpcSpec[Any, Any], ...] = (
     LOGIN_GITHUB,
     SET_ADMIN,
     REVOKE_TOKENS,
+    CREATE_SIGN_KEY,
+    UPDATE_SIGN_KEY,
+    CREATE_SIGN_TASK,
+    GET_SIGN_TASK,
+    COMPLETE_SIGN_TASK,
 )
 
 SUBSCRIBED_KEYS = frozenset(event.routing_key for _, event in SUBSCRIPTIONS)

@@ -9,7 +9,16 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api_gateway.errors import install_error_handlers
-from api_gateway.routes import build_node, builds, health, platforms, projects, queue, users
+from api_gateway.routes import (
+    build_node,
+    builds,
+    health,
+    platforms,
+    projects,
+    queue,
+    signing,
+    users,
+)
 from api_gateway.rpc_client import RpcClient
 from api_gateway.settings import GatewaySettings
 from api_gateway.user_directory import UserDirectory
@@ -76,6 +85,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(projects.router)
     app.include_router(queue.router)
+    app.include_router(signing.keys)
+    app.include_router(signing.tasks)
     return app
 
 

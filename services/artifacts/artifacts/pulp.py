@@ -143,6 +143,21 @@ class PulpClient(PulpApi):
             lambda: self._add_content(repo_href, units),
         )
 
+    async def replace_content(self, repo_href: str, add: list[str], remove: list[str]) -> None:
+        """Remove and add in one `modify`: one new version, never a moment with both or
+        neither (a unit both removed and added stays)."""
+        adding = sorted(set(add))
+        removing = sorted(set(remove) - set(adding))
+        body = {"add_content_units": adding, "remove_content_units": removing}
+
+        async def modify() -> None:
+            answer = await self._json("POST", f"{repo_href}modify/", json=body)
+            await self.wait_task(answer["task"])
+
+        await self._step(
+            f"swapping {len(removing)} for {len(adding)} package(s) in {repo_href}", modify
+        )
+
     # The steps themselves (never call a public method from here: slots do not nest)
 
     async def _ensure_repository(self, kind: RepoKind, name: str, *, publish: bool) -> PulpRepo:

@@ -80,6 +80,9 @@ class Build(Base):
     # Why the build could not go on (e.g. its repositories could not be created).
     failure_reason: Mapped[str | None] = mapped_column(Text)
     released: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Every current RPM of the build carries a signature (a sign task completed since the
+    # last restart).
+    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(lazy="raise")
