@@ -39,9 +39,10 @@ def test_a_finished_unsigned_build_with_rpms_may_be_signed() -> None:
     ],
 )
 def test_a_build_is_refused_with_the_reason(change: dict[str, object], words: str) -> None:
-    build = BuildForSigning(**{**READY.__dict__, **change})  # type: ignore[arg-type]
+    build = BuildForSigning(**{**READY.__dict__, **change})
     refusal = refusal_to_sign(7, build)
-    assert refusal is not None and words in refusal
+    assert refusal is not None
+    assert words in refusal
 
 
 B = 42
@@ -109,7 +110,10 @@ HELD = TaskForCompletion(
 )
 
 
-def report(success: bool = True, **hrefs: str) -> SignTaskComplete:
+def report(
+    success: bool = True, hrefs: dict[str, str] | None = None, **more: str
+) -> SignTaskComplete:
+    hrefs = {**(hrefs or {}), **more}
     packages = [{"id": int(k[1:]), "href": v} for k, v in hrefs.items()]
     return SignTaskComplete.model_validate(
         {"build_id": B, "success": success, "packages": packages if success else None}
@@ -170,7 +174,7 @@ def test_the_task_s_build_counts_not_the_body_s() -> None:
 )
 def test_a_success_must_sign_exactly_the_task_s_packages(hrefs: dict[str, str], words: str) -> None:
     with pytest.raises(BadReport, match=words):
-        judge_completion(HELD, "signer", report(**hrefs))
+        judge_completion(HELD, "signer", report(hrefs=hrefs))
 
 
 def test_key_ids_are_stored_upper_case_and_must_end_the_fingerprint() -> None:
@@ -184,5 +188,5 @@ def test_key_ids_are_stored_upper_case_and_must_end_the_fingerprint() -> None:
     assert key.fingerprint.endswith("0123456789ABCDEF")
     assert keyid_matches(key.keyid, key.fingerprint)
     assert not keyid_matches("FFFFFFFFFFFFFFFF", key.fingerprint)
-    with pytest.raises(ValueError):
-        SignKeyCreate(name="k", keyid="XYZ", fingerprint="0" * 40, public_url="http://k")
+    with pytest.raises(ValueError, match="hexadecimal"):
+        SignKeyCreate(name="k", keyid="XYZ0123456789ABC", fingerprint="0" * 40, public_url="http://k")
