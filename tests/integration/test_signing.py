@@ -294,6 +294,15 @@ async def test_a_build_is_signed_after_a_failed_attempt_and_its_repositories_ser
 
     await wait_status(sessions, task["id"], SignTaskStatus.COMPLETED)
     assert await is_signed(sessions, build_id)
+    view = (await api.get(f"/api/v1/builds/{build_id}/", headers=people["owner"])).json()
+    assert view["signed"] is True
+    for wanted, present in (("true", True), ("false", False)):
+        page = await api.get(
+            "/api/v1/builds/",
+            params={"pageNumber": 1, "page_size": 100, "signed": wanted},
+            headers=people["owner"],
+        )
+        assert (build_id in [b["id"] for b in page.json()["builds"]]) is present
     contradicting = await signer.complete(task["id"], failure)
     assert contradicting.status_code == 409, contradicting.text
     assert await is_signed(sessions, build_id)
@@ -363,7 +372,9 @@ async def test_an_abandoned_task_is_requeued_after_its_lease_and_the_lost_holder
     # While it is being signed the build can be neither deleted nor restarted.
     removed = await api.delete(f"/api/v1/builds/{build_id}/remove", headers=people["owner"])
     assert removed.status_code == 409, removed.text
-    restarted = await api.put(f"/api/v1/builds/{build_id}/restart-failed", headers=people["owner"])
+    restarted = await api.patch(
+        f"/api/v1/builds/{build_id}/restart-failed", headers=people["owner"]
+    )
     assert restarted.status_code == 409, restarted.text
 
     await expire_sign_lease(sessions, task["id"])

@@ -189,4 +189,6 @@ def test_key_ids_are_stored_upper_case_and_must_end_the_fingerprint() -> None:
     assert keyid_matches(key.keyid, key.fingerprint)
     assert not keyid_matches("FFFFFFFFFFFFFFFF", key.fingerprint)
     with pytest.raises(ValueError, match="hexadecimal"):
-        SignKeyCreate(name="k", keyid="XYZ0123456789ABC", fingerprint="0" * 40, public_url="http://k")
+        SignKeyCreate(
+            name="k", keyid="XYZ0123456789ABC", fingerprint="0" * 40, public_url="http://k"
+        )

@@ -90,6 +90,7 @@ def build_out(build: Build) -> BuildOut:
         mock_options=build.mock_options,
         status=derive_status(build),
         failure_reason=build.failure_reason,
+        signed=build.signed,
     )
 
 
@@ -103,10 +104,15 @@ async def get_build(session: AsyncSession, build_id: int) -> BuildOut | None:
     return build_out(build) if build is not None else None
 
 
-async def list_builds(session: AsyncSession, *, page: int, page_size: int) -> BuildsPage:
-    total = await session.scalar(select(func.count()).select_from(Build)) or 0
+async def list_builds(
+    session: AsyncSession, *, page: int, page_size: int, signed: bool | None = None
+) -> BuildsPage:
+    """`signed` filters as the original's search filter did (SIGNING.md §2.3)."""
+    where = [] if signed is None else [Build.signed.is_(signed)]
+    total = await session.scalar(select(func.count()).select_from(Build).where(*where)) or 0
     builds = await session.scalars(
         select(Build)
+        .where(*where)
         .order_by(Build.id.desc())
         .limit(page_size)
         .offset((page - 1) * page_size)

@@ -54,8 +54,9 @@ async def list_builds(
         int, Query(alias="pageNumber", ge=1, le=INT32_MAX, description="1-based")
     ],
     page_size: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
+    signed: Annotated[bool | None, Query(description="Only signed (or unsigned) builds")] = None,
 ) -> BuildsPage:
-    return await queries.list_builds(session, page=page_number, page_size=page_size)
+    return await queries.list_builds(session, page=page_number, page_size=page_size, signed=signed)
 
 
 @router.get("/{build_id}/", response_model=BuildOut, responses=errors(404))
@@ -66,7 +67,7 @@ async def get_build(build_id: BuildId, _: People, session: SessionDep) -> BuildO
     return build
 
 
-@router.patch("/{build_id}/restart-failed", response_model=None, responses=errors(404))
+@router.patch("/{build_id}/restart-failed", response_model=None, responses=errors(404, 409))
 async def restart_failed(build_id: BuildId, actor: People, rpc: RpcDep) -> None:
     await rpc.call(RESTART_FAILED, BuildCommand(actor=actor, build_id=build_id))
 
