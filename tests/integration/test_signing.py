@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
+from scheduler.leases import requeue_expired_sign_tasks
 from scheduler.reaper import Reaper
 from shared.db.base import utcnow
 from shared.db.models import (
@@ -412,6 +413,24 @@ async def test_a_task_with_nothing_left_to_sign_fails_visibly(
     assert "no source and binary" in refused.json()["detail"]
 
     build_id = await finished_build("vanished")
+    signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
+    abandoned = await create_task(api, people["owner"], build_id, sign_key["id"])
+    assert abandoned.status_code == 200, abandoned.text
+    task = await signer.poll()
+    async with unit_of_work(sessions) as session:  # its last attempt's lease ran out
+        await session.execute(
+            update(SignTask)
+            .where(SignTask.id == task["id"])
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        assert await requeue_expired_sign_tasks(session, max_attempts=1) >= 1
+    row = await task_row(sessions, task["id"])
+    assert row.status == SignTaskStatus.FAILED
+    assert row.error_message
+    assert "did not report within its lease" in row.error_message
+    late = await signer.complete(task["id"], {"build_id": build_id, "success": False})
+    assert late.status_code == 409, late.text
+
     created = await create_task(api, people["owner"], build_id, sign_key["id"])
     assert created.status_code == 200, created.text
     async with unit_of_work(sessions) as session:  # as if its repositories had lost them all
@@ -419,7 +438,6 @@ async def test_a_task_with_nothing_left_to_sign_fails_visibly(
         await session.execute(
             update(BuildArtifact).where(BuildArtifact.build_task_id.in_(tasks)).values(href=None)
         )
-    signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
     assert await signer.poll() == {}
     row = await task_row(sessions, created.json()["id"])
     assert row.status == SignTaskStatus.FAILED
