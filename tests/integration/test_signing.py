@@ -118,7 +118,7 @@ def finished_build(
     """`await finished_build(label)`: a build through the real path: its repositories made
     by the artifacts service, its task built by a node that uploads real RPMs, filed, done."""
 
-    async def make(label: str, *, with_rpms: bool = True) -> int:
+    async def make(label: str, *, with_rpms: bool = True, status: str = "done") -> int:
         body = {
             "platforms": [{"name": platform, "arch_list": [ARCH]}],
             "tasks": [{"url": f"https://g.example.org/{label}.git"}],
@@ -146,7 +146,7 @@ def finished_build(
                     artifacts.append({"name": path.name, "type": "rpm", "href": href})
         done = await api.post(
             "/api/v1/build_node/build_done",
-            json={"task_id": task["id"], "status": "done", "artifacts": artifacts},
+            json={"task_id": task["id"], "status": status, "artifacts": artifacts},
             headers=people["node"],
         )
         assert done.status_code == 200, done.text
@@ -535,3 +535,63 @@ async def test_only_sign_nodes_may_claim_and_complete_and_they_may_do_nothing_el
         f"{TASKS}/999999/complete/", json={"build_id": 1, "success": False}, headers=signer
     )
     assert unknown.status_code == 404
+
+
+async def test_a_swap_pulp_refuses_fails_the_task_and_a_restart_after_signing_unsigns_the_build(
+    api: httpx.AsyncClient,
+    people: dict[str, dict[str, str]],
+    sign_key: dict[str, Any],
+    gpg_key: GpgKey,
+    finished_build: FinishedBuild,
+    pulp_server: PulpServer,
+    sessions: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    build_id = await finished_build("restart", status="failed")  # failed, with its RPMs
+    signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
+    first = await create_task(api, people["owner"], build_id, sign_key["id"])
+    assert first.status_code == 200, first.text
+    task = await signer.poll()
+    bogus = {
+        "build_id": build_id,
+        "success": True,
+        "packages": [
+            {**p, "href": f"/pulp/api/v3/artifacts/{uuid.uuid4()}/"} for p in task["packages"]
+        ],
+    }
+    accepted = await signer.complete(task["id"], bogus)
+    assert (accepted.status_code, accepted.json()) == (200, {"success": True})
+    failed = await wait_status(sessions, task["id"], SignTaskStatus.FAILED)
+    assert failed.error_message
+    assert "could not be put in place" in failed.error_message
+    assert (await signer.complete(task["id"], bogus)).json() == {"success": True}  # same report
+    assert not await is_signed(sessions, build_id)
+
+    second = await create_task(api, people["owner"], build_id, sign_key["id"])
+    assert second.status_code == 200, second.text
+    task = await signer.poll()
+    done = await signer.complete(task["id"], await signer.sign(task))
+    assert done.status_code == 200, done.text
+    await wait_status(sessions, task["id"], SignTaskStatus.COMPLETED)
+    assert await is_signed(sessions, build_id)
+
+    restarted = await api.patch(
+        f"/api/v1/builds/{build_id}/restart-failed", headers=people["owner"]
+    )
+    assert restarted.status_code in (200, 204), restarted.text
+    assert not await is_signed(sessions, build_id)  # the rebuilt packages need signing again
+    # Leave no idle task of this arch behind for the other tests' build node.
+    rebuilt = await api.request(
+        "GET",
+        "/api/v1/build_node/get_task",
+        json={"supported_arches": [ARCH]},
+        headers=people["node"],
+    )
+    assert rebuilt.status_code == 200
+    assert rebuilt.json() is not None
+    ended = await api.post(
+        "/api/v1/build_node/build_done",
+        json={"task_id": rebuilt.json()["id"], "status": "failed", "artifacts": []},
+        headers=people["node"],
+    )
+    assert ended.status_code == 200, ended.text
