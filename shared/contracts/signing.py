@@ -10,7 +10,7 @@ from shared.contracts.base import WireModel
 from shared.contracts.bounds import LIST_MAX, DbId, Href, Name, Url, clean_text
 from shared.contracts.messages import Actor, Event, RpcSpec
 
-LONG_TEXT_MAX = 100_000  # a node's traceback
+LONG_TEXT_MAX = 20_000  # a node's traceback; the escaped worst case stays below the body limit
 HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 
