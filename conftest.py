@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.rpms",
     "tests.support.pulp_node",
     "tests.support.artifacts",
+    "tests.support.distributions",
 ]

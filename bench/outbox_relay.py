@@ -118,7 +118,6 @@ async def run(args: argparse.Namespace) -> None:
     brokers = [RabbitBroker(settings.amqp_url) for _ in range(args.relays)]
     relays = [
         OutboxRelay(
-            sessions,
             b,
             topology,
             database_url=database_url,

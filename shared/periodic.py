@@ -23,6 +23,7 @@ class PeriodicJob:
         interval_seconds: float,
         *,
         wake: asyncio.Event | None = None,
+        settle_seconds: float = 0.0,
         stop_timeout: float = 5.0,
     ) -> None:
         self.name = name
@@ -30,6 +31,9 @@ class PeriodicJob:
         self._interval = interval_seconds
         # Set by someone who knows there is work now (e.g. a NOTIFY): run before the interval.
         self.wake = wake or asyncio.Event()
+        # After a wake-up, wait this long before running, so a burst of wake-ups (one per
+        # committed transaction) is served by one run instead of one run each.
+        self._settle = settle_seconds
         self._stop_timeout = stop_timeout
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -69,5 +73,9 @@ class PeriodicJob:
                 log.exception("%s: the run failed; next one in %.1f s", self.name, self._interval)
             if self._stopping.is_set():
                 return
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.wake.wait(), self._interval)
+            except TimeoutError:
+                continue
+            if self._settle and not self._stopping.is_set():
+                await asyncio.sleep(self._settle)

@@ -170,10 +170,18 @@ class ProjectCache:
         return projects[0] if projects else None
 
     async def list_projects(
-        self, *, name_contains: str | None = None, offset: int = 0, limit: int | None = None
+        self,
+        *,
+        name_contains: str | None = None,
+        org: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> list[Project]:
-        """Projects sorted by name (then owner), optionally filtered and paginated."""
+        """Projects sorted by name (then owner), optionally of one organization, filtered
+        and paginated."""
         full_names = sorted(await self.full_names(), key=lambda n: (n.split("/", 1)[1], n))
+        if org is not None:
+            full_names = [n for n in full_names if n.split("/", 1)[0] == org]
         if name_contains:
             needle = name_contains.lower()
             full_names = [n for n in full_names if needle in n.split("/", 1)[1].lower()]

@@ -1,7 +1,7 @@
 """Settings every service shares; each service extends them with its own class."""
 
 import sys
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +30,12 @@ class CommonSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "albs"
     log_level: str = "INFO"
+    # `json`: one JSON object per line (for log collectors); `text` for people.
+    log_format: Literal["text", "json"] = "text"
+    # The port of this process's /metrics and /healthz (FastStream services and the gitea
+    # bridge; the gateway serves both on its own port). 0: not served.
+    ops_port: int = Field(default=0, ge=0, le=65535)
+    ops_host: str = "127.0.0.1"
     # PostgreSQL connections of one process: `db_pool_size + db_max_overflow` at most
     # (docs/decisions/0011-request-path.md has the budget of a whole deployment).
     db_pool_size: int = Field(default=5, ge=1, le=50)

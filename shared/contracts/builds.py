@@ -13,6 +13,7 @@ from shared.contracts.bounds import (
     PLATFORMS_MAX,
     Arch,
     DbId,
+    Flag,
     GitRef,
     JsonObject,
     Name,
@@ -30,6 +31,9 @@ class BuildCreatePlatform(WireModel):
 class BuildCreateRef(WireModel):
     url: Url
     git_ref: GitRef | None = None
+    # 1 git branch, 2 git tag, 3 src-RPM url, 4 git ref (the Dec-2021 frontend's codes).
+    ref_type: int | None = Field(default=None, ge=1, le=4)
+    is_module: Flag = False
 
 
 class BuildCreate(WireModel):
@@ -59,6 +63,8 @@ class BuildPlatformOut(WireModel):
 class BuildRefOut(WireModel):
     url: str
     git_ref: str | None
+    ref_type: int | None = None
+    is_module: bool = False
 
 
 class BuildArtifactOut(WireModel):

@@ -52,11 +52,15 @@ Res = TypeVar("Res", bound=BaseModel)
 
 @dataclass(frozen=True)
 class RpcSpec(Generic[Req, Res]):
-    """One RPC: its name (queue suffix), request model and result model (None = `null`)."""
+    """One RPC: its name (queue suffix), request model and result model (None = `null`).
+
+    `timeout_seconds`: an RPC whose handler waits on Pulp is given this long at least.
+    """
 
     name: str
     request: type[Req]
     result: type[Res] | None
+    timeout_seconds: float | None = None
 
 
 def utcnow() -> datetime:

@@ -21,6 +21,11 @@ from shared.contracts.builds import (
     BuildReposFailed,
     BuildReposReady,
 )
+from shared.contracts.distributions import (
+    ADD_TO_DISTRIBUTION,
+    CREATE_DISTRIBUTION,
+    REMOVE_FROM_DISTRIBUTION,
+)
 from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
 from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
@@ -32,6 +37,12 @@ from shared.contracts.signing import (
     UPDATE_SIGN_KEY,
     SignTaskPackagesReplaced,
     SignTaskSigned,
+)
+from shared.contracts.test_tasks import (
+    REPORT_TEST_RESULT,
+    RESTART_TESTS,
+    TestTaskFinished,
+    TestTasksCreated,
 )
 from shared.contracts.users import LOGIN_GITHUB, REVOKE_TOKENS, SET_ADMIN
 
@@ -51,6 +62,10 @@ SUBSCRIPTIONS: tuple[tuple[str, type[Event]], ...] = (
     ("artifacts", BuildDeleted),
     ("artifacts", SignTaskSigned),
     ("scheduler", SignTaskPackagesReplaced),
+    ("artifacts", TestTasksCreated),
+    ("artifacts", TestTaskFinished),
+    # A restarted task of a build in a distribution brings its new packages there.
+    ("artifacts", BuildTaskArtifactsStored),
     ("gitea-bridge", TagPushed),
 )
 
@@ -70,6 +85,11 @@ RPCS: tuple[RpcSpec[Any, Any], ...] = (
     CREATE_SIGN_TASK,
     GET_SIGN_TASK,
     COMPLETE_SIGN_TASK,
+    REPORT_TEST_RESULT,
+    RESTART_TESTS,
+    CREATE_DISTRIBUTION,
+    ADD_TO_DISTRIBUTION,
+    REMOVE_FROM_DISTRIBUTION,
 )
 
 SUBSCRIBED_KEYS = frozenset(event.routing_key for _, event in SUBSCRIPTIONS)

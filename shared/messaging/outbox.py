@@ -1,9 +1,10 @@
 """Transactional outbox: events are rows written with the state change, published after commit.
 
-The relay works in three short steps, none of which holds a transaction while it waits on
-RabbitMQ: claim a batch (one statement, committed: the rows get a lease in `claimed_until`,
-so relays of other replicas skip them), publish the batch concurrently with publisher
-confirms and a timeout each, then mark the confirmed rows published in one statement.
+The relay works in three steps, each one statement in autocommit on a PostgreSQL
+connection of its own (the one that LISTENs), so no transaction is held while it waits on
+RabbitMQ: claim a batch (the rows get a lease in `claimed_until`, so relays of other
+replicas skip them), publish it concurrently with publisher confirms and a timeout each,
+then mark the confirmed rows published.
 A row whose publish failed (returned, nacked, timed out) is claimed again after a short
 delay. A relay that dies mid-batch leaves its claim to expire; the rows are then published
 again with the same message id and consumers drop the duplicate through their inbox.
@@ -11,6 +12,7 @@ See docs/decisions/0010-messages-you-can-trust.md.
 """
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -23,10 +25,11 @@ from faststream.rabbit import RabbitBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import correlation
 from shared.contracts.messages import Event
 from shared.contracts.topology import Topology, is_subscribed
 from shared.db.models import OutboxMessage
-from shared.db.session import SessionFactory, asyncpg_params, unit_of_work
+from shared.db.session import DbLimits, asyncpg_params
 from shared.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ async def add_event(session: AsyncSession, event: Event) -> uuid.UUID:
             message_id=message_id,
             routing_key=event.routing_key,
             payload=event.model_dump(mode="json"),
+            correlation_id=correlation.current(),
         )
     )
     # Delivered by PostgreSQL at commit, never for a rolled-back transaction; one per
@@ -60,116 +64,112 @@ class PendingEvent:
     message_id: uuid.UUID
     routing_key: str
     payload: str
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)
 class RelaySettings:
     batch_size: int = 500
     poll_seconds: float = 1.0
+    # A NOTIFY comes with every committed transaction that wrote events (one per get_task
+    # claim): waiting this long after one lets a burst be published as one batch.
+    settle_seconds: float = 0.01
     publish_timeout: float = 5.0
     # Longer than a whole batch can take (publish_timeout bounds each publish).
     claim_seconds: float = 30.0
     retry_seconds: float = 1.0
 
 
-CLAIM = text(
-    """
-    UPDATE outbox SET claimed_until = now() + make_interval(secs => :claim_seconds)
-    WHERE id IN (
-        SELECT id FROM outbox
-        WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-        ORDER BY id LIMIT :batch_size
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, message_id, routing_key, payload::text
-    """
+# Each is one statement in autocommit on the relay's own connection: no BEGIN, no COMMIT,
+# no pool check-out (decision 0010).
+CLAIM = """
+UPDATE outbox SET claimed_until = now() + make_interval(secs => $1::double precision)
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY id LIMIT $2
+    FOR UPDATE SKIP LOCKED
 )
-MARK_PUBLISHED = text(
-    "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY(:ids)"
+RETURNING id, message_id, routing_key, payload::text, correlation_id
+"""
+MARK_PUBLISHED = (
+    "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY($1::bigint[])"
 )
-RETRY_LATER = text(
-    "UPDATE outbox SET claimed_until = now() + make_interval(secs => :retry_seconds) "
-    "WHERE id = ANY(:ids)"
+RETRY_LATER = (
+    "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::double precision) "
+    "WHERE id = ANY($1::bigint[])"
 )
 
 
 class OutboxRelay:
     def __init__(
         self,
-        session_factory: SessionFactory,
         broker: RabbitBroker,
         topology: Topology,
         *,
         database_url: str,
         settings: RelaySettings | None = None,
+        limits: DbLimits | None = None,
     ) -> None:
-        self._sessions = session_factory
         self._broker = broker
         self._topology = topology
         self._database_url = database_url
         self._settings = settings or RelaySettings()
-        self._job = PeriodicJob("outbox-relay", self._drain, self._settings.poll_seconds)
-        self._listener: asyncpg.Connection | None = None
+        self._limits = limits or DbLimits()
+        self._job = PeriodicJob(
+            "outbox-relay",
+            self._drain,
+            self._settings.poll_seconds,
+            settle_seconds=self._settings.settle_seconds,
+        )
+        # One connection for LISTEN and for the relay's own statements.
+        self._connection: asyncpg.Connection | None = None
         self._exchange: AbstractExchange | None = None
 
     async def publish_pending(self) -> int:
         """Claim, publish and mark one batch; returns how many were published."""
-        batch = await self._claim()
+        connection = await self._connect()
+        batch = await self._claim(connection)
         if not batch:
             return 0
         outcomes = await asyncio.gather(*(self._publish(event) for event in batch))
         published = [e.id for e, ok in zip(batch, outcomes, strict=True) if ok]
         failed = [e.id for e, ok in zip(batch, outcomes, strict=True) if not ok]
-        async with unit_of_work(self._sessions) as session:
-            if published:
-                await session.execute(MARK_PUBLISHED, {"ids": published})
-            if failed:
-                await session.execute(
-                    RETRY_LATER, {"ids": failed, "retry_seconds": self._settings.retry_seconds}
-                )
+        if published:
+            await connection.execute(MARK_PUBLISHED, published)
         if failed:
+            await connection.execute(RETRY_LATER, failed, self._settings.retry_seconds)
             log.warning(
                 "outbox relay: %d of %d events not confirmed, retrying", len(failed), len(batch)
             )
         return len(published)
 
     async def start(self) -> None:
-        await self._try_listen()
-        self._job.start()
-
-    async def _try_listen(self) -> None:
         """A busy PostgreSQL (no connection slot left) must not stop the service: the relay
-        polls every `poll_seconds` meanwhile and tries LISTEN again on each pass."""
+        then tries again on each pass, every `poll_seconds`."""
         try:
-            await self._listen()
+            await self._connect()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("outbox relay: cannot LISTEN yet (%s); polling meanwhile", exc)
-            self._listener = None
+            log.warning("outbox relay: cannot connect yet (%s); trying again shortly", exc)
+        self._job.start()
 
     async def stop(self) -> None:
         await self._job.stop()
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
+        await self._disconnect()
 
     async def _drain(self) -> None:
-        if self._listener is None or self._listener.is_closed():
-            await self._try_listen()
-        while await self.publish_pending() == self._settings.batch_size:
-            pass
+        try:
+            while await self.publish_pending() == self._settings.batch_size:
+                pass
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            await self._disconnect()  # the next pass connects again
+            raise
 
-    async def _claim(self) -> list[PendingEvent]:
-        async with unit_of_work(self._sessions) as session:
-            rows = await session.execute(
-                CLAIM,
-                {
-                    "claim_seconds": self._settings.claim_seconds,
-                    "batch_size": self._settings.batch_size,
-                },
-            )
-            batch = [PendingEvent(*row) for row in rows]
-        batch.sort(key=lambda event: event.id)
-        return batch
+    async def _claim(self, connection: asyncpg.Connection) -> list[PendingEvent]:
+        rows = await connection.fetch(
+            CLAIM, self._settings.claim_seconds, self._settings.batch_size
+        )
+        return sorted((PendingEvent(*row) for row in rows), key=lambda event: event.id)
 
     async def _publish(self, event: PendingEvent) -> bool:
         """True once RabbitMQ confirmed it; returned, refused or timed out is False."""
@@ -179,6 +179,9 @@ class OutboxRelay:
             content_type="application/json",
             message_id=str(event.message_id),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={correlation.MESSAGE_HEADER: event.correlation_id}
+            if event.correlation_id
+            else None,
         )
         try:
             async with asyncio.timeout(timeout):
@@ -213,10 +216,25 @@ class OutboxRelay:
             self._exchange = await self._broker.declare_exchange(self._topology.events)
         return self._exchange
 
-    async def _listen(self) -> None:
-        self._listener = await asyncpg.connect(
+    async def _connect(self) -> asyncpg.Connection:
+        if self._connection is not None and not self._connection.is_closed():
+            return self._connection
+        limits = self._limits
+        connection = await asyncpg.connect(
             **asyncpg_params(self._database_url),
-            timeout=5,
-            server_settings={"application_name": "albs-outbox-relay"},
+            timeout=limits.connect_timeout,
+            server_settings={
+                "application_name": "albs-outbox-relay",
+                "statement_timeout": str(int(limits.statement_timeout * 1000)),
+                "lock_timeout": str(int(limits.lock_timeout * 1000)),
+            },
         )
-        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._job.wake.set())
+        await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self._job.wake.set())
+        self._connection = connection
+        return connection
+
+    async def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=self._limits.connect_timeout)

@@ -17,7 +17,9 @@ from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 
+from shared import metrics
 from shared.contracts.topology import Topology
+from shared.messaging.observe import dead_lettered
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ def poison_middleware(topology: Topology, max_failures: int) -> type[BaseMiddlew
                 if not should_dead_letter(exc, earlier, max_failures):
                     raise
                 await _dead_letter(msg, topology, queue, exc, earlier + 1)
+                dead_lettered.set(True)
+                metrics.DEAD_LETTERED.labels(queue.removeprefix(f"{topology.prefix}.")).inc()
                 return None
 
     return PoisonMiddleware

@@ -19,11 +19,25 @@ async def reply(
     """Await the handler; business errors become error replies instead of silence."""
     try:
         return RpcReply.success(await outcome)
-    except AlbsError as exc:
-        return RpcReply.failure(exc.status_code, exc.detail)
     except Exception as exc:
-        if isinstance(exc, OSError | TimeoutError) or database_unavailable(exc):
-            log.warning("rpc: dependency unavailable: %s", str(exc).splitlines()[0][:300])
-            return RpcReply.failure(503, "A backing service is unavailable; try again shortly.")
-        log.exception("rpc: handler failed")
-        return RpcReply.failure(500, "Internal error; it has been logged.")
+        return _failure(exc)
+
+
+async def reply_json(outcome: Awaitable[str | None]) -> RpcReply | bytes:
+    """As `reply`, for a handler whose result is JSON text already (get_task's stored Task
+    body): the envelope is written around it, not parsed and dumped again."""
+    try:
+        result = await outcome
+    except Exception as exc:
+        return _failure(exc)
+    return b'{"ok":true,"result":%s,"error":null}' % (result or "null").encode()
+
+
+def _failure(exc: Exception) -> RpcReply:
+    if isinstance(exc, AlbsError):
+        return RpcReply.failure(exc.status_code, exc.detail)
+    if isinstance(exc, OSError | TimeoutError) or database_unavailable(exc):
+        log.warning("rpc: dependency unavailable: %s", str(exc).splitlines()[0][:300])
+        return RpcReply.failure(503, "A backing service is unavailable; try again shortly.")
+    log.exception("rpc: handler failed", exc_info=exc)
+    return RpcReply.failure(500, "Internal error; it has been logged.")

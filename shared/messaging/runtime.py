@@ -1,20 +1,30 @@
 """What every FastStream service process is made of, and its start/stop sequence."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from faststream import FastStream
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.contracts.topology import Topology
+from shared.db.queries.gauges import refresh_outbox_lag
 from shared.db.readiness import wait_for_database
-from shared.db.session import SessionFactory, create_engine, create_session_factory
+from shared.db.session import (
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+    in_transaction,
+)
 from shared.messaging.declare import declare_all
+from shared.messaging.observe import observe_middleware
 from shared.messaging.outbox import OutboxRelay, RelaySettings
 from shared.messaging.poison import poison_middleware
 from shared.messaging.retention import Retention, prune
+from shared.ops_server import OpsServer
 from shared.periodic import PeriodicJob
 from shared.settings import CommonSettings
 
@@ -35,6 +45,9 @@ class ServiceRuntime:
     jobs: list[PeriodicJob] = field(default_factory=list)
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    # Gauges read from the database when /metrics is scraped (shared/ops_server.py).
+    collectors: list[Hook] = field(default_factory=list)
+    started: bool = False
 
 
 def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) -> ServiceRuntime:
@@ -48,6 +61,8 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
         default_channel=Channel(prefetch_count=PREFETCH),
     )
     topology = Topology(settings.amqp_prefix)
+    # Outermost, so it sees what the poison middleware made of a failure.
+    broker.add_middleware(observe_middleware(settings.amqp_prefix))
     broker.add_middleware(poison_middleware(topology, settings.max_event_failures))
     engine = create_engine(
         settings.database_url,
@@ -58,7 +73,6 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
     )
     sessions = create_session_factory(engine)
     relay = OutboxRelay(
-        sessions,
         broker,
         topology,
         database_url=settings.database_url,
@@ -66,9 +80,12 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
             batch_size=settings.outbox_batch_size,
             publish_timeout=settings.publish_timeout_seconds,
         ),
+        limits=settings.db_limits(),
     )
     jobs = [retention_job(sessions, settings)]
-    return ServiceRuntime(name, settings, broker, topology, engine, sessions, relay, jobs)
+    runtime = ServiceRuntime(name, settings, broker, topology, engine, sessions, relay, jobs)
+    runtime.collectors.append(lambda: in_transaction(sessions, refresh_outbox_lag))
+    return runtime
 
 
 def retention_job(sessions: SessionFactory, settings: CommonSettings) -> PeriodicJob:
@@ -94,10 +111,13 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
     for router in routers:
         runtime.broker.include_router(router)
     log = logging.getLogger(runtime.name)
+    ops = ops_server(runtime)
 
     # Everything a handler needs is up before FastStream starts the subscribers, so a
     # replica that cannot finish starting never takes (and loses) a message.
     async def on_startup() -> None:
+        if ops is not None:
+            await ops.start()
         await wait_for_database(runtime.engine)
         await runtime.broker.connect()
         await declare_topology(runtime.broker, runtime.topology)
@@ -108,9 +128,11 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
             await hook()
 
     async def after_startup() -> None:
+        runtime.started = True
         log.info("%s ready (prefix %s)", runtime.name, runtime.topology.prefix)
 
     async def on_shutdown() -> None:
+        runtime.started = False
         for hook in runtime.on_stop:
             await hook()
         for job in runtime.jobs:
@@ -119,6 +141,8 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
 
     async def after_shutdown() -> None:
         await runtime.engine.dispose()
+        if ops is not None:
+            await ops.stop()
         log.info("%s stopped", runtime.name)
 
     return FastStream(
@@ -129,3 +153,42 @@ def build_app(runtime: ServiceRuntime, routers: Sequence[RabbitRouter]) -> FastS
         on_shutdown=[on_shutdown],
         after_shutdown=[after_shutdown],
     )
+
+
+HEALTH_TIMEOUT = 2.0
+
+
+def ops_server(runtime: ServiceRuntime) -> OpsServer | None:
+    """/metrics and /healthz on the ops port, when one is set."""
+    if not runtime.settings.ops_port:
+        return None
+
+    async def refresh() -> None:
+        for collect in runtime.collectors:
+            await collect()
+
+    return OpsServer(
+        runtime.settings.ops_host, runtime.settings.ops_port, lambda: health(runtime), refresh
+    )
+
+
+async def health(runtime: ServiceRuntime) -> tuple[bool, dict[str, str]]:
+    """Ready once started (subscribers consuming) with RabbitMQ and PostgreSQL reachable."""
+    try:
+        reachable = await runtime.broker.ping(timeout=HEALTH_TIMEOUT)
+    except Exception:
+        reachable = False
+    rabbitmq = "ok" if reachable else "unreachable"
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT), runtime.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        postgresql = "ok"
+    except Exception as exc:
+        postgresql = f"error: {type(exc).__name__}"
+    checks = {
+        "subscribers": "started" if runtime.started else "not started",
+        "rabbitmq": rabbitmq,
+        "postgresql": postgresql,
+    }
+    ready = runtime.started and rabbitmq == "ok" and postgresql == "ok"
+    return ready, checks

@@ -130,6 +130,14 @@ async def test_a_report_files_every_artifact_into_its_repository_once(
         (a.name, a.type, a.artifact_href) for a in artifacts
     ]
     assert all(r.href and r.href.startswith("/pulp/api/v3/content/") for r in rows)
+    # The packages' NEVRA as Pulp read it from their headers, for the feed's rpm_* filters.
+    assert [(r.rpm_name, r.rpm_epoch, r.rpm_version, r.rpm_release, r.rpm_arch) for r in rows] == [
+        ("albs-hello", 0, "1.0", "1", "src"),
+        ("albs-hello", 0, "1.0", "1", "x86_64"),
+        ("albs-hello-data", 0, "1.0", "1", "noarch"),
+        ("albs-hello-debuginfo", 0, "1.0", "1", "x86_64"),
+        *[(None, None, None, None, None)] * len(logs),
+    ]
     async with sessions() as session:
         [source] = await session.scalars(
             select(SourceRpm).where(SourceRpm.artifact_id.in_([r.id for r in rows]))

@@ -60,8 +60,18 @@ async def test_tasks_and_dependencies_follow_the_reference(
     t1, t2, t3, t4 = (t["id"] for t in tasks)
     assert await dependencies(sessions) == {(t2, t1), (t3, t1), (t4, t2), (t4, t3)}
     assert all(t["status"] == 0 and t["artifacts"] == [] for t in tasks)
-    assert tasks[1]["ref"] == {"url": "https://git.example.org/rpms/bash.git", "git_ref": "r0"}
-    assert tasks[2]["ref"] == {"url": "https://example.org/foo-1.0-1.el8.src.rpm", "git_ref": None}
+    assert tasks[1]["ref"] == {
+        "url": "https://git.example.org/rpms/bash.git",
+        "git_ref": "r0",
+        "ref_type": None,
+        "is_module": False,
+    }
+    assert tasks[2]["ref"] == {
+        "url": "https://example.org/foo-1.0-1.el8.src.rpm",
+        "git_ref": None,
+        "ref_type": None,
+        "is_module": False,
+    }
     assert build["user"]["username"] == "jdoe"
     assert build["status"] == "queued"
     assert build["linked_builds"] == []

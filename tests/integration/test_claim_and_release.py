@@ -5,6 +5,7 @@ database guarantees when several replicas run them at once.
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,6 +119,12 @@ async def outbox(sessions: SessionFactory, routing_key: str) -> list[dict[str, A
         return list(rows)
 
 
+async def assign(pool: ClaimPool, sessions: SessionFactory, claim: Claim) -> Any:
+    """The claimed Task body, parsed; None when nothing was claimed."""
+    body = await assignment.assign_next_task(pool, sessions, claim)
+    return None if body is None else json.loads(body)
+
+
 def claim(node: str | None = "n1", arches: list[str] | None = None) -> Claim:
     return Claim(arches=arches or ["x86_64", "i686"], node_id=node, lease_seconds=300)
 
@@ -126,7 +133,7 @@ async def test_a_claim_returns_the_stored_body_and_records_the_assignment(
     sessions: SessionFactory, actor: Actor, pools: list[ClaimPool]
 ) -> None:
     first, *_ = await ready_build(sessions, actor, refs=2, arches=["x86_64"])
-    body = await assignment.assign_next_task(pools[0], sessions, claim("builder-7"))
+    body = await assign(pools[0], sessions, claim("builder-7"))
     assert body is not None
     assert body == await stored_body(sessions, first)
     task = Task.model_validate(body)
@@ -141,8 +148,8 @@ async def test_a_claim_returns_the_stored_body_and_records_the_assignment(
     assert (assigned.task_id, assigned.build_id, assigned.attempt) == (first, row.build_id, 1)
     assert (assigned.arch, assigned.node_id) == ("x86_64", "builder-7")
     # The second ref waits for the first: nothing else is runnable.
-    assert await assignment.assign_next_task(pools[0], sessions, claim()) is None
-    assert await assignment.assign_next_task(pools[0], sessions, claim(arches=["ppc64le"])) is None
+    assert await assign(pools[0], sessions, claim()) is None
+    assert await assign(pools[0], sessions, claim(arches=["ppc64le"])) is None
 
 
 async def test_concurrent_claims_of_two_replicas_hand_out_each_task_once(
@@ -150,10 +157,7 @@ async def test_concurrent_claims_of_two_replicas_hand_out_each_task_once(
 ) -> None:
     tasks = await ready_build(sessions, actor, refs=30, arches=["x86_64"], chained=False)
     answers = await asyncio.gather(
-        *(
-            assignment.assign_next_task(pools[n % 2], sessions, claim(f"n{n}"))
-            for n in range(len(tasks) + 10)
-        )
+        *(assign(pools[n % 2], sessions, claim(f"n{n}")) for n in range(len(tasks) + 10))
     )
     given = [a["id"] for a in answers if a is not None]
     assert sorted(given) == tasks
@@ -170,7 +174,7 @@ async def test_a_task_made_runnable_before_bodies_were_stored_gets_one_at_claim(
         await session.execute(
             update(BuildTask).where(BuildTask.id == first).values(task_body=null())
         )
-    assert await assignment.assign_next_task(pools[0], sessions, claim()) == expected
+    assert await assign(pools[0], sessions, claim()) == expected
     assert await stored_body(sessions, first) == expected
 
 
@@ -178,7 +182,7 @@ async def test_a_platform_change_reaches_the_bodies_of_tasks_not_yet_handed_out(
     sessions: SessionFactory, actor: Actor, pools: list[ClaimPool]
 ) -> None:
     _, second = await ready_build(sessions, actor, refs=2, arches=["x86_64"])
-    assert await assignment.assign_next_task(pools[0], sessions, claim()) is not None
+    assert await assign(pools[0], sessions, claim()) is not None
     change = PlatformModify(
         name="P",
         data={"mock": {"package_manager": "dnf5"}, "yum": {}, "definitions": {}},

@@ -87,7 +87,8 @@ async def test_bumping_the_token_version_revokes_earlier_tokens(
     assert (await api.get(URL, headers=bearer(await make_token("dave")))).status_code == 200
 
 
-@pytest.mark.usefixtures("auth_service")
+@pytest.mark.pulp
+@pytest.mark.usefixtures("auth_service", "artifacts_service")
 async def test_healthz_reports_each_server_and_rpc(api: httpx.AsyncClient) -> None:
     async def all_served() -> httpx.Response | None:
         answer = await api.get("/healthz")  # consumers are counted once a second
@@ -100,4 +101,5 @@ async def test_healthz_reports_each_server_and_rpc(api: httpx.AsyncClient) -> No
     assert (body["postgresql"], body["rabbitmq"], body["redis"]) == ("ok", "ok", "ok")
     assert body["rpc_consumers"]["build_node.get_task"] >= 1
     assert body["rpc_consumers"]["auth.login_github"] >= 1
+    assert body["rpc_consumers"]["distribution.create"] >= 1
     assert isinstance(body["dead_letters"], int)  # other tests of this run may leave some

@@ -108,7 +108,7 @@ async def test_an_event_for_a_queue_not_declared_yet_is_retried_not_lost(
     topology = Topology(fresh_prefix)
     await broker.declare_exchange(topology.events)  # the exchange only, as before this fix
     await add_events(relay_sessions, 1)
-    relay = OutboxRelay(relay_sessions, broker, topology, database_url=relay_database)
+    relay = OutboxRelay(broker, topology, database_url=relay_database)
     assert await relay.publish_pending() == 0  # returned unrouted: a failure, not a success
     assert await unpublished(relay_sessions) == 1
 
@@ -118,6 +118,7 @@ async def test_an_event_for_a_queue_not_declared_yet_is_retried_not_lost(
     async with unit_of_work(relay_sessions) as session:  # skip the retry delay
         await session.execute(update(OutboxMessage).values(claimed_until=None))
     assert await relay.publish_pending() == 1
+    await relay.stop()
     assert (
         len(await queued_ids(servers, topology.event_queue("scheduler", BuildReposReady).name)) == 1
     )
@@ -134,9 +135,9 @@ async def test_relays_of_three_replicas_publish_every_row_once(
     brokers = [RabbitBroker(servers.amqp_url) for _ in range(3)]
     relays = [
         OutboxRelay(
-            s, b, topology, database_url=relay_database, settings=RelaySettings(batch_size=200)
+            b, topology, database_url=relay_database, settings=RelaySettings(batch_size=200)
         )
-        for s, b in zip([relay_sessions] * 3, brokers, strict=True)
+        for b in brokers
     ]
     for b in brokers:
         await b.start()
@@ -170,8 +171,9 @@ async def test_an_event_nobody_consumes_is_published_without_a_queue(
                 "VALUES (gen_random_uuid(), 'build_task.assigned', '{}'::jsonb)"
             )
         )  # the way the claim statement writes it: plain SQL, new columns left out
-    relay = OutboxRelay(relay_sessions, broker, topology, database_url=relay_database)
+    relay = OutboxRelay(broker, topology, database_url=relay_database)
     assert await relay.publish_pending() == 1
+    await relay.stop()
 
 
 async def test_retention_shrinks_the_tables_and_keeps_dedupe_inside_the_window(

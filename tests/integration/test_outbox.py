@@ -47,8 +47,8 @@ async def listener(
     await connection.close()
 
 
-def relay(sessions: SessionFactory, broker: RabbitBroker, prefix: str, url: str) -> OutboxRelay:
-    return OutboxRelay(sessions, broker, Topology(prefix), database_url=url)
+def relay(broker: RabbitBroker, prefix: str, url: str) -> OutboxRelay:
+    return OutboxRelay(broker, Topology(prefix), database_url=url)
 
 
 async def drain(
@@ -82,7 +82,9 @@ async def test_rolled_back_event_is_never_published(
         async with unit_of_work(sessions) as session:
             await add_event(session, SomethingHappened(value=1))
             raise RuntimeError("the state change failed")
-    assert await relay(sessions, broker, amqp_prefix, database_url).publish_pending() == 0
+    idle = relay(broker, amqp_prefix, database_url)
+    assert await idle.publish_pending() == 0
+    await idle.stop()
     assert await drain(listener) == []
 
 
@@ -97,11 +99,11 @@ async def test_committed_event_is_published_once_across_relay_restarts(
     async with unit_of_work(sessions) as session:
         message_id = await add_event(session, SomethingHappened(value=2))
 
-    first = relay(sessions, broker, amqp_prefix, database_url)
+    first = relay(broker, amqp_prefix, database_url)
     await first.start()  # the running relay is woken by NOTIFY / its poll
     received = await drain(listener, expect=1)
     await first.stop()
-    second = relay(sessions, broker, amqp_prefix, database_url)
+    second = relay(broker, amqp_prefix, database_url)
     await second.start()
     received += await drain(listener, settle=1.5)  # a full poll period of the new relay
     await second.stop()
@@ -125,7 +127,7 @@ async def test_event_written_in_a_later_transaction_wakes_a_running_relay(
     amqp_prefix: str,
     database_url: str,
 ) -> None:
-    running = relay(sessions, broker, amqp_prefix, database_url)
+    running = relay(broker, amqp_prefix, database_url)
     await running.start()
     try:
         for value in range(3):

@@ -1,4 +1,5 @@
-"""Each service is a process that starts, says it is ready, and stops cleanly on SIGTERM."""
+"""Each service is a process that starts, answers ready on its probe, serves its metrics,
+and stops cleanly on SIGTERM."""
 
 import os
 import signal
@@ -32,6 +33,12 @@ def test_service_starts_reports_ready_and_stops_on_sigterm(
             assert health["status"] in ("ok", "degraded")
             assert "build_node.get_task" in health["rpc_consumers"]
             assert isinstance(health["dead_letters"], int)
+        else:
+            ready = httpx.get(f"{proc.ops_url}/healthz", timeout=5)
+            assert (ready.status_code, ready.json()["status"]) == (200, "ready"), ready.text
+        scraped = httpx.get(f"{proc.ops_url}/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert "albs_messages_handled_total" in scraped.text
     finally:
         code = proc.stop()
     # uvicorn re-raises SIGTERM after its graceful shutdown; both mean "stopped cleanly".

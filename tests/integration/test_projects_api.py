@@ -141,3 +141,48 @@ async def test_an_unreachable_cache_is_503(
             answer = await client.get(URL, headers=user)
     assert answer.status_code == 503
     assert answer.json()["detail"].startswith("The project cache is unavailable")
+
+
+MODULES = "/api/v1/projects/alma/modularity"
+
+
+async def test_no_module_in_the_cache_is_an_empty_list(
+    api: httpx.AsyncClient, user: dict[str, str], cache: ProjectCache
+) -> None:
+    assert (await api.get(MODULES, headers=user)).json() == []
+    rpm = ProjectMeta("rpms/bash", "bash", "https://git.almalinux.org/rpms/bash.git")
+    await cache.apply_ref_change(rpm, RefKind.BRANCH, "c8", deleted=False)
+    answer = await api.get(MODULES, headers=user)
+    assert answer.status_code == 200
+    assert answer.json() == []
+
+
+async def test_modularity_lists_the_module_projects_only(
+    api: httpx.AsyncClient, user: dict[str, str], cache: ProjectCache
+) -> None:
+    await fill(cache)
+    nodejs = ProjectMeta("modules/nodejs", "nodejs", "https://git.almalinux.org/modules/nodejs.git")
+    await cache.apply_ref_change(nodejs, RefKind.BRANCH, "c8-stream-14", deleted=False)
+    answer = await api.get(MODULES, headers=user)
+    assert answer.status_code == 200
+    assert answer.json() == [
+        {
+            "name": "nodejs",
+            "clone_url": "https://git.almalinux.org/modules/nodejs.git",
+            "tags": [],
+            "branches": ["c8-stream-14"],
+        },
+        {
+            "name": "perl-App-cpanminus",
+            "clone_url": "https://git.almalinux.org/modules/perl-App-cpanminus.git",
+            "tags": [],
+            "branches": ["a8", "c8-stream-1.7044"],
+        },
+    ]
+    paged = await api.get(MODULES + "?name=PERL&page=1&page_size=1", headers=user)
+    assert [p["name"] for p in paged.json()] == ["perl-App-cpanminus"]
+    assert (await api.get(MODULES + "?page_size=0", headers=user)).status_code == 422
+
+
+async def test_modularity_is_for_people_only(api: httpx.AsyncClient) -> None:
+    assert (await api.get(MODULES)).status_code == 403

@@ -24,8 +24,9 @@ from artifacts.handlers.builds import CONSUMER
 from artifacts.main import create_app
 from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
 from artifacts.settings import ArtifactsSettings
-from shared.contracts.build_node import BuildTaskFinished
+from shared.contracts.build_node import BuildTaskArtifactsStored, BuildTaskFinished
 from shared.contracts.builds import BuildCreated, BuildDeleted
+from shared.contracts.test_tasks import TestTaskFinished, TestTasksCreated
 from shared.contracts.topology import Topology
 from shared.db.models import (
     Build,
@@ -177,7 +178,14 @@ async def _purge_artifacts_queues(amqp_url: str, prefix: str) -> None:
     topology = Topology(prefix)
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for event in (BuildCreated, BuildTaskFinished, BuildDeleted):
+        for event in (
+            BuildCreated,
+            BuildTaskFinished,
+            BuildDeleted,
+            BuildTaskArtifactsStored,
+            TestTasksCreated,
+            TestTaskFinished,
+        ):
             channel = await connection.channel()
             try:
                 queue = await channel.declare_queue(

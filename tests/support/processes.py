@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 BIN = Path(sys.executable).parent
 
 
@@ -25,7 +27,8 @@ class ServiceProcess:
     command: list[str]
     env: dict[str, str]
     log_path: Path
-    ready_text: str
+    # Ready when this answers 200: the gateway's /healthz, the others' on their ops port.
+    health_url: str
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     # Where this start's output begins in the log (a restarted service appends to it).
     log_offset: int = field(default=0, init=False)
@@ -59,12 +62,23 @@ class ServiceProcess:
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.ready_text in self.log_since_start():
+            if self.healthy():
                 return
             if self.process is not None and self.process.poll() is not None:
                 break
-            time.sleep(0.1)
+            time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not become ready; its log:\n{self.log()[-3000:]}")
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.health_url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    @property
+    def ops_url(self) -> str:
+        """Where its /metrics and /healthz are (the gateway: its own port)."""
+        return self.health_url.removesuffix("/healthz")
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, as an orchestrator sends it; returns the exit code."""
@@ -86,11 +100,16 @@ class ServiceProcess:
 
 
 def service(name: str, script: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
-    ready = {"albs-gateway": "gateway ready", "albs-gitea-bridge": "gitea-bridge ready"}
+    """A service process; the ones without an HTTP port of their own get an ops port."""
+    if script == "albs-gateway":
+        health_url = f"http://127.0.0.1:{env.get('ALBS_PORT', '8088')}/healthz"
+    else:
+        env = {"ALBS_OPS_PORT": str(free_port()), **env}
+        health_url = f"http://127.0.0.1:{env['ALBS_OPS_PORT']}/healthz"
     return ServiceProcess(
         name=name,
         command=[str(BIN / script)],
         env=env,
         log_path=log_dir / f"{name}.log",
-        ready_text=ready.get(script, f"{script.removeprefix('albs-')} ready"),
+        health_url=health_url,
     )

@@ -17,17 +17,17 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def rpc_client(request: Request) -> RpcClient:
+async def rpc_client(request: Request) -> RpcClient:
     client: RpcClient = request.app.state.rpc
     return client
 
 
-def user_directory(request: Request) -> UserDirectory:
+async def user_directory(request: Request) -> UserDirectory:
     directory: UserDirectory = request.app.state.users
     return directory
 
 
-def redis_client(request: Request) -> Redis:
+async def redis_client(request: Request) -> Redis:
     client: Redis = request.app.state.redis
     return client
 

@@ -8,15 +8,19 @@ import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from api_gateway import observability
 from api_gateway.errors import install_error_handlers
+from api_gateway.observability import ObserveRequests
 from api_gateway.routes import (
     build_node,
     builds,
+    distributions,
     health,
     platforms,
     projects,
     queue,
     signing,
+    tests,
     users,
 )
 from api_gateway.rpc_client import RpcClient
@@ -78,6 +82,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     install_error_handlers(app)
+    app.add_middleware(ObserveRequests)
+    app.include_router(observability.router)
     app.include_router(health.router)
     app.include_router(platforms.router)
     app.include_router(builds.router)
@@ -87,16 +93,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(queue.router)
     app.include_router(signing.keys)
     app.include_router(signing.tasks)
+    app.include_router(tests.router)
+    app.include_router(distributions.router)
     return app
 
 
 def main() -> None:
     settings = load_settings(GatewaySettings)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # the root logger's format (shared/logs.py) for uvicorn's lines too
     )

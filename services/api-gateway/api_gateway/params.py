@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Query
 from pydantic import AfterValidator
 
 from shared.contracts.bounds import INT32_MAX, SHORT_TEXT_MAX, clean_text, id_in_range
+from shared.contracts.distributions import DISTRIBUTION_NAME_MAX, DISTRIBUTION_NAME_PATTERN
 from shared.errors import NotFound
 
 
@@ -43,7 +44,16 @@ async def _sign_task_id(sign_task_id: Annotated[int, Path()]) -> int:
     return sign_task_id
 
 
+async def _distribution_name(distribution: Annotated[str, Path()]) -> str:
+    if len(distribution) > DISTRIBUTION_NAME_MAX or not DISTRIBUTION_NAME_PATTERN.match(
+        distribution
+    ):
+        raise NotFound("Distribution is not found (no distribution can have that name)")
+    return distribution
+
+
 BuildId = Annotated[int, Depends(_build_id)]
+DistributionName = Annotated[str, Depends(_distribution_name)]
 PlatformId = Annotated[int, Depends(_platform_id)]
 UserId = Annotated[int, Depends(_user_id)]
 SignKeyId = Annotated[int, Depends(_sign_key_id)]

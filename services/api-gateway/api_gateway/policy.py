@@ -55,10 +55,10 @@ async def sign_node(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
 
 
 async def alts_service(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
-    is_alts = actor.kind == UserKind.SERVICE and actor.name == ALTS_SERVICE_NAME
-    if is_alts or (actor.kind == UserKind.USER and actor.is_admin):
+    # Strictly ALTS's own token: a result decides a package's fate, so nobody else posts one.
+    if actor.kind == UserKind.SERVICE and actor.name == ALTS_SERVICE_NAME:
         return actor
-    raise _denied("Only the test system may post test results.")
+    raise _denied("Only the test system (ALTS's service token) may post test results.")
 
 
 async def self_or_admin(user_id: int, actor: Annotated[Actor, Depends(people)]) -> Actor:

@@ -12,7 +12,9 @@ instead of after the whole timeout (docs/decisions/0011-request-path.md).
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -34,6 +36,7 @@ from aio_pika.exceptions import (
 )
 from pydantic import BaseModel, ValidationError
 
+from shared import correlation, metrics
 from shared.contracts.messages import Event, RpcReply, RpcSpec
 from shared.contracts.topology import Topology
 from shared.errors import Unavailable, error_for_status
@@ -43,6 +46,10 @@ log = logging.getLogger(__name__)
 
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
 Res = TypeVar("Res", bound=BaseModel)
+
+
+class RpcTimeout(Unavailable):
+    """No reply within the timeout (counted apart from the other 503s)."""
 
 
 class RpcClient:
@@ -128,15 +135,16 @@ class RpcClient:
 
     async def call(self, spec: RpcSpec[Any, Res], request: BaseModel) -> Res | None:
         """Send one request and wait for its reply; error replies are raised as AlbsError."""
-        reply = await self._round_trip(spec, request)
-        if not reply.ok:
-            error = reply.error
-            raise (
-                error_for_status(error.status, error.detail) if error else Unavailable("RPC failed")
-            )
+        reply = _successful(await self._round_trip(spec, request))
         if spec.result is None or reply.result is None:
             return None
         return spec.result.model_validate(reply.result)
+
+    async def call_json(self, spec: RpcSpec[Any, Any], request: BaseModel) -> bytes:
+        """The result as JSON, passed on without validating it against `spec.result`: for
+        results the service keeps ready to send (get_task's Task body, checked when built)."""
+        reply = _successful(await self._round_trip(spec, request))
+        return json.dumps(reply.result, separators=(",", ":")).encode()
 
     async def publish_event(self, event: Event) -> None:
         """Publish persistently and return once RabbitMQ confirmed it reached a queue."""
@@ -147,6 +155,7 @@ class RpcClient:
             content_type="application/json",
             message_id=str(uuid.uuid4()),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=correlation.headers(),
         )
         try:
             async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect
@@ -161,6 +170,21 @@ class RpcClient:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
     async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
+        started = time.perf_counter()
+        outcome = "unavailable"
+        try:
+            reply = await self._send_and_wait(spec, request)
+            outcome = "ok" if reply.ok else "error"
+            return reply
+        except RpcTimeout:
+            outcome = "timeout"
+            raise
+        finally:
+            metrics.RPC_SECONDS.labels(spec.name, outcome).observe(time.perf_counter() - started)
+            if outcome == "timeout":
+                metrics.RPC_TIMEOUTS.labels(spec.name).inc()
+
+    async def _send_and_wait(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
         if self._channel is None:
             raise Unavailable("The gateway is not connected to RabbitMQ.")
         queue = self._topology.rpc_queue(spec).name
@@ -172,26 +196,30 @@ class RpcClient:
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
+        timeout = max(self._timeout, spec.timeout_seconds or 0.0)
         try:
-            await self._publish(queue, correlation_id, request)
-            return await asyncio.wait_for(future, self._timeout)
+            await self._publish(queue, correlation_id, request, timeout)
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise Unavailable(
-                f"No {spec.name} handler answered within {self._timeout:g} s; "
+            raise RpcTimeout(
+                f"No {spec.name} handler answered within {timeout:g} s; "
                 "the scheduler may be down or overloaded. Try again."
             ) from None
         finally:
             self._pending.pop(correlation_id, None)
 
-    async def _publish(self, queue: str, correlation_id: str, request: BaseModel) -> None:
+    async def _publish(
+        self, queue: str, correlation_id: str, request: BaseModel, wait_seconds: float
+    ) -> None:
         assert self._channel is not None
         message = aio_pika.Message(
             body=request.model_dump_json().encode(),
             content_type="application/json",
             correlation_id=correlation_id,
             reply_to=REPLY_QUEUE,
+            headers=correlation.headers(),
             # A request nobody picked up in time must not run later, after the caller gave up.
-            expiration=self._timeout,
+            expiration=wait_seconds,
         )
         try:
             async with asyncio.timeout(self._timeout):  # also bounds waiting for a reconnect
@@ -280,3 +308,11 @@ class RpcClient:
         except ValidationError:
             log.error("rpc: malformed reply for %s", message.correlation_id)
             future.set_result(RpcReply.failure(502, "A service sent a malformed reply."))
+
+
+def _successful(reply: RpcReply) -> RpcReply:
+    """The reply itself, or its error raised as the AlbsError a route answers with."""
+    if reply.ok:
+        return reply
+    error = reply.error
+    raise error_for_status(error.status, error.detail) if error else Unavailable("RPC failed")

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from artifacts.context import Context
 from artifacts.naming import debug_repo_name, log_repo_name, parse_rpm_file_name, rpm_repo_name
 from artifacts.pulp import LOG_REPO, PulpClient, PulpError, PulpRepo
-from artifacts.pulp_api import tally
+from artifacts.pulp_api import Json, tally
 from artifacts.store import LOG_TYPE, link_repository, repository_href, seen_before
+from shared.contracts.bounds import INT32_MAX
 from shared.contracts.build_node import (
     BuildTaskArtifactsStored,
     BuildTaskFinished,
@@ -80,6 +82,7 @@ class Filing:
         self.targets = [destination(event, artifact) for artifact in event.artifacts]
         self.log_repo: PulpRepo | None = None
         self.content_hrefs: list[str] = []
+        self.packages: dict[str, Json] = {}
 
     async def run(self, sessions: SessionFactory) -> None:
         """Each repository's `modify` starts as soon as its own units exist, so the Pulp
@@ -110,6 +113,12 @@ class Filing:
                 raise outcome
         self.log_repo = log_repo.result()
         self.content_hrefs = [made[_content_key(a)].result() for a in self.event.artifacts]
+        rpms = [
+            h
+            for h, a in zip(self.content_hrefs, self.event.artifacts, strict=True)
+            if a.type == "rpm"
+        ]
+        self.packages = await self._pulp.package_nevras(rpms) if rpms else {}
 
     async def _log_repo(self) -> PulpRepo | None:
         """The task's log repository; no publication until its first version (autopublish)."""
@@ -151,6 +160,19 @@ class Filing:
                     raise FilingError(f"build {self.event.build_id} has no repository {name}")
                 hrefs[name] = href
         return hrefs
+
+
+def _nevra_columns(package: Json | None) -> dict[str, Any]:
+    if package is None:
+        return {}
+    epoch = str(package.get("epoch") or "0")
+    return {
+        "rpm_name": package["name"],
+        "rpm_epoch": int(epoch) if epoch.isdigit() and int(epoch) <= INT32_MAX else None,
+        "rpm_version": package["version"],
+        "rpm_release": package["release"],
+        "rpm_arch": package["arch"],
+    }
 
 
 def _made(repo: PulpRepo | None) -> PulpRepo:
@@ -265,6 +287,7 @@ async def _record_rows(session: AsyncSession, filing: Filing) -> None:
             type=artifact.type,
             artifact_href=artifact.artifact_href,
             href=content_href,
+            **_nevra_columns(filing.packages.get(content_href)),
         )
         for artifact, content_href in zip(event.artifacts, filing.content_hrefs, strict=True)
     ]

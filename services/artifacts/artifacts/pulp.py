@@ -5,7 +5,7 @@ step or a redelivered event never creates a duplicate.
 """
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from artifacts.naming import LOG_BASE_PATH, RPM_BASE_PATH
@@ -15,6 +15,8 @@ from artifacts.settings import ArtifactsSettings
 ARTIFACTS = f"{API}/artifacts/"
 RPM_PACKAGES = f"{API}/content/rpm/packages/"
 FILE_CONTENT = f"{API}/content/file/files/"
+NEVRA = "pulp_href,name,epoch,version,release,arch"
+PAGE = 100  # what one `_list` answers
 
 __all__ = ["LOG_REPO", "RPM_REPO", "PulpClient", "PulpError", "PulpRepo", "RepoKind"]
 
@@ -118,6 +120,20 @@ class PulpClient(PulpApi):
         )
         return {p["pkgId"]: p["pulp_href"] for p in found}
 
+    async def package_nevras(self, content_hrefs: list[str]) -> dict[str, Json]:
+        """content href -> the package's name, epoch, version, release and arch, as Pulp read
+        them from its header (a file name has no epoch)."""
+        wanted = sorted(set(content_hrefs))
+        found: dict[str, Json] = {}
+        for start in range(0, len(wanted), PAGE):
+            chunk = ",".join(wanted[start : start + PAGE])
+            rows = await self._step("reading the packages' NEVRA", self._nevra_reader(chunk))
+            found.update((row["pulp_href"], row) for row in rows)
+        return found
+
+    def _nevra_reader(self, hrefs: str) -> Callable[[], Awaitable[list[Json]]]:
+        return lambda: self._list(RPM_PACKAGES, pulp_href__in=hrefs, fields=NEVRA)
+
     async def ensure_package(self, artifact_href: str, file_name: str) -> str:
         """The RPM package content of the artifact, made in the request (no Pulp task)."""
         href = self._own_path(artifact_href, ARTIFACTS, "artifact")
@@ -148,14 +164,18 @@ class PulpClient(PulpApi):
         neither (a unit both removed and added stays)."""
         adding = sorted(set(add))
         removing = sorted(set(remove) - set(adding))
-        body = {"add_content_units": adding, "remove_content_units": removing}
-
-        async def modify() -> None:
-            answer = await self._json("POST", f"{repo_href}modify/", json=body)
-            await self.wait_task(answer["task"])
-
+        change = {"add_content_units": adding, "remove_content_units": removing}
         await self._step(
-            f"swapping {len(removing)} for {len(adding)} package(s) in {repo_href}", modify
+            f"swapping {len(removing)} for {len(adding)} package(s) in {repo_href}",
+            lambda: self._modify(repo_href, change),
+        )
+
+    async def remove_content(self, repo_href: str, content_hrefs: list[str]) -> str | None:
+        """Remove the content units in one new repository version (units absent are fine)."""
+        units = sorted(set(content_hrefs))
+        return await self._step(
+            f"removing {len(units)} content unit(s) from {repo_href}",
+            lambda: self._modify(repo_href, {"remove_content_units": units}),
         )
 
     # The steps themselves (never call a public method from here: slots do not nest)
@@ -246,7 +266,10 @@ class PulpClient(PulpApi):
         return str(self._checked("POST", f"{endpoint}upload/", response)["pulp_href"])
 
     async def _add_content(self, repo_href: str, units: list[str]) -> str | None:
-        answer = await self._json("POST", f"{repo_href}modify/", json={"add_content_units": units})
+        return await self._modify(repo_href, {"add_content_units": units})
+
+    async def _modify(self, repo_href: str, change: Json) -> str | None:
+        answer = await self._json("POST", f"{repo_href}modify/", json=change)
         task = await self.wait_task(answer["task"])
         versions = [href for href in task["created_resources"] if "/versions/" in href]
         return versions[0] if versions else None

@@ -8,6 +8,7 @@ a deadline; anything else fails it for good.
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from shared import metrics
 from shared.retry import retrying
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,10 @@ def _session_rejected(response: httpx.Response) -> bool:
 def _detail(response: httpx.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:300] or response.reason_phrase
+
+
+def _outcome(status: int) -> str:
+    return "ok" if status < 400 else f"http_{status // 100}xx"
 
 
 class PulpApi:
@@ -229,12 +235,22 @@ class PulpApi:
         json: Json | None,
         params: Json | None,
     ) -> httpx.Response:
-        if csrf is None:
-            _count(calls=1)
-            return await client.request(method, path, json=json, params=params, auth=self._auth)
         _count(calls=1)
-        headers = {"X-CSRFToken": csrf}
-        return await client.request(method, path, json=json, params=params, headers=headers)
+        headers = None if csrf is None else {"X-CSRFToken": csrf}
+        auth = self._auth if csrf is None else httpx.USE_CLIENT_DEFAULT
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = await client.request(
+                method, path, json=json, params=params, headers=headers, auth=auth
+            )
+            outcome = _outcome(response.status_code)
+            return response
+        finally:
+            metrics.PULP_SECONDS.labels(method, outcome).observe(time.perf_counter() - started)
+            # A 4xx is an answer (a lookup's 404 is normal); these are Pulp failing.
+            if outcome in ("error", "http_5xx"):
+                metrics.PULP_ERRORS.labels(method).inc()
 
     async def _session(self, *, renew_after: str | None) -> str | None:
         """The CSRF token of our Pulp session, logging in when there is none (None: basic auth).

@@ -76,7 +76,7 @@ async def _prepare(ctx: Context, message_id: str | None, event: BuildCreated) ->
     planned = planned_repositories(event)
     started = time.monotonic()
     with tally() as counted:
-        outcomes = await _all_settled(
+        outcomes = await all_settled(
             ctx.pulp.ensure_repository(RPM_REPO, p.name, publish=p.read_by_nodes) for p in planned
         )
     log.info(
@@ -88,7 +88,7 @@ async def _prepare(ctx: Context, message_id: str | None, event: BuildCreated) ->
     )
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if failures:
-        await _remove_planned(ctx.pulp, planned)
+        await remove_planned(ctx.pulp, [p.name for p in planned])
         reason = f"The build's Pulp repositories could not be created: {failures[0]}"
         log.warning("build %s: %s", event.build_id, reason)
         failed = BuildReposFailed(build_id=event.build_id, reason=reason)
@@ -101,7 +101,7 @@ async def _prepare(ctx: Context, message_id: str | None, event: BuildCreated) ->
         recorded = await _record(session, event.build_id, zip(planned, created, strict=True))
     if not recorded:
         log.info("build %s was deleted while its repositories were made", event.build_id)
-        await _remove_planned(ctx.pulp, planned)
+        await remove_planned(ctx.pulp, [p.name for p in planned])
 
 
 async def _record(
@@ -125,7 +125,7 @@ async def remove_build_repositories(
         if await seen_before(ctx.sessions, ctx.consumer, message_id):
             return
         deleting = (ctx.pulp.delete_repository(href) for href in event.repository_hrefs)
-        failures = [o for o in await _all_settled(deleting) if isinstance(o, BaseException)]
+        failures = [o for o in await all_settled(deleting) if isinstance(o, BaseException)]
         if failures:
             raise PulpError(
                 f"build {event.build_id}: {len(failures)} repositories not deleted: {failures[0]}"
@@ -133,15 +133,15 @@ async def remove_build_repositories(
         await handle_once(ctx.sessions, ctx.consumer, message_id, _nothing)
 
 
-async def _remove_planned(pulp: PulpClient, planned: list[PlannedRepo]) -> None:
-    """Best effort: what cannot be removed now is logged, the build fails all the same."""
-    outcomes = await _all_settled(pulp.delete_repository_named(RPM_REPO, p.name) for p in planned)
-    for plan, outcome in zip(planned, outcomes, strict=True):
+async def remove_planned(pulp: PulpClient, names: list[str]) -> None:
+    """Best effort: what cannot be removed now is logged, the caller fails all the same."""
+    outcomes = await all_settled(pulp.delete_repository_named(RPM_REPO, name) for name in names)
+    for name, outcome in zip(names, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            log.error("could not remove Pulp repository %r: %s", plan.name, outcome)
+            log.error("could not remove Pulp repository %r: %s", name, outcome)
 
 
-async def _all_settled(steps: Iterable[Awaitable[object]]) -> list[object]:
+async def all_settled(steps: Iterable[Awaitable[object]]) -> list[object]:
     """Run every step to its end (the client bounds how many run at once); keep failures.
 
     Unlike a task group this never abandons a Pulp step half way, so a clean-up that

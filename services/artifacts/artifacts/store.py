@@ -51,6 +51,19 @@ async def link_repository(
     debug: bool,
 ) -> int:
     """Insert or refresh the Repository row of a Pulp repository and link it to the build."""
+    repository_id = await upsert_repository(session, repo, arch=arch, type_=type_, debug=debug)
+    await session.execute(
+        insert(build_repo)
+        .values(build_id=build_id, repository_id=repository_id)
+        .on_conflict_do_nothing()
+    )
+    return repository_id
+
+
+async def upsert_repository(
+    session: AsyncSession, repo: PulpRepo, *, arch: str, type_: str, debug: bool
+) -> int:
+    """Insert or refresh the Repository row of a Pulp repository; returns its id."""
     repository_id = await session.scalar(
         insert(Repository)
         .values(
@@ -74,11 +87,6 @@ async def link_repository(
     )
     if repository_id is None:
         raise RuntimeError(f"repository {repo.name} was neither inserted nor updated")
-    await session.execute(
-        insert(build_repo)
-        .values(build_id=build_id, repository_id=repository_id)
-        .on_conflict_do_nothing()
-    )
     return int(repository_id)
 
 

@@ -44,5 +44,5 @@ def create_app(settings: AuthSettings | None = None) -> FastStream:
 
 def main() -> None:
     settings = load_settings(AuthSettings)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     asyncio.run(create_app(settings).run())

@@ -23,8 +23,10 @@ from gitea_bridge.refresher import Refresher
 from gitea_bridge.settings import GiteaBridgeSettings
 from shared.contracts.topology import Topology
 from shared.logs import setup_logging
+from shared.messaging.observe import observe_middleware
 from shared.messaging.poison import poison_middleware
-from shared.messaging.runtime import declare_topology
+from shared.messaging.runtime import HEALTH_TIMEOUT, declare_topology
+from shared.ops_server import OpsServer
 from shared.projects_cache import ProjectCache
 from shared.settings import load_settings
 
@@ -38,6 +40,7 @@ class Bridge:
     redis: Redis
     mqtt: MqttConnection | None = None
     refresher: Refresher | None = None
+    started: bool = False
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     def ack(self, delivery: MqttDelivery) -> None:
@@ -49,6 +52,7 @@ def create_app(settings: GiteaBridgeSettings | None = None) -> FastStream:
     settings = settings or load_settings(GiteaBridgeSettings)
     broker = RabbitBroker(settings.amqp_url, logger=logging.getLogger("gitea_bridge.broker"))
     topology = Topology(settings.amqp_prefix)
+    broker.add_middleware(observe_middleware(settings.amqp_prefix))
     broker.add_middleware(poison_middleware(topology, settings.max_event_failures))
     # Bursts (a refresh of many repositories) wait for a connection instead of failing.
     redis = Redis(
@@ -70,6 +74,16 @@ def create_app(settings: GiteaBridgeSettings | None = None) -> FastStream:
         trigger = BuildTrigger(settings, broker, topology, redis)
         broker.include_router(build_trigger_router(topology, trigger))
 
+    ops = (
+        OpsServer(settings.ops_host, settings.ops_port, lambda: health(broker, bridge))
+        if settings.ops_port
+        else None
+    )
+
+    async def on_startup() -> None:
+        if ops is not None:
+            await ops.start()
+
     async def after_startup() -> None:
         await declare_topology(broker, topology)
         consumer.start()
@@ -78,9 +92,11 @@ def create_app(settings: GiteaBridgeSettings | None = None) -> FastStream:
         if settings.gitea_refresh_enabled:
             bridge.refresher = _refresher(settings, cache, bridge)
             bridge.refresher.start()
+        bridge.started = True
         log.info("gitea-bridge ready (prefix %s)", settings.amqp_prefix)
 
     async def on_shutdown() -> None:
+        bridge.started = False
         if bridge.refresher is not None:
             await bridge.refresher.stop()
         if bridge.mqtt is not None:
@@ -91,9 +107,37 @@ def create_app(settings: GiteaBridgeSettings | None = None) -> FastStream:
         for client in bridge.http_clients:
             await client.aclose()
         await redis.aclose()
+        if ops is not None:
+            await ops.stop()
         log.info("gitea-bridge stopped")
 
-    return FastStream(broker, logger=log, after_startup=[after_startup], on_shutdown=[on_shutdown])
+    return FastStream(
+        broker,
+        logger=log,
+        on_startup=[on_startup],
+        after_startup=[after_startup],
+        on_shutdown=[on_shutdown],
+    )
+
+
+async def health(broker: RabbitBroker, bridge: Bridge) -> tuple[bool, dict[str, str]]:
+    """Ready once started with RabbitMQ, MQTT and Redis reachable."""
+    try:
+        rabbitmq = await broker.ping(timeout=HEALTH_TIMEOUT)
+    except Exception:
+        rabbitmq = False
+    try:
+        redis = bool(await asyncio.wait_for(bridge.redis.ping(), HEALTH_TIMEOUT))
+    except Exception:
+        redis = False
+    mqtt = bridge.mqtt is not None and bridge.mqtt.client.is_connected()
+    checks = {
+        "started": "yes" if bridge.started else "no",
+        "rabbitmq": "ok" if rabbitmq else "unreachable",
+        "mqtt": "ok" if mqtt else "unreachable",
+        "redis": "ok" if redis else "unreachable",
+    }
+    return bridge.started and rabbitmq and mqtt and redis, checks
 
 
 def _refresher(settings: GiteaBridgeSettings, cache: ProjectCache, bridge: Bridge) -> Refresher:
@@ -117,5 +161,5 @@ def _refresher(settings: GiteaBridgeSettings, cache: ProjectCache, bridge: Bridg
 
 def main() -> None:
     settings = load_settings(GiteaBridgeSettings)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     asyncio.run(create_app(settings).run())

@@ -123,18 +123,15 @@ async def _keep_as_is(connection: asyncpg.Connection) -> None:
     """Claims leave no session state behind: skip asyncpg's reset round trip on release."""
 
 
-async def assign_next_task(
-    pool: ClaimPool, sessions: SessionFactory, claim: Claim
-) -> dict[str, Any] | None:
-    """The Task body for the node, or None when nothing is runnable for its arches."""
+async def assign_next_task(pool: ClaimPool, sessions: SessionFactory, claim: Claim) -> str | None:
+    """The Task body for the node as JSON, or None when nothing is runnable for its arches."""
     claimed = await pool.claim(claim)
     if claimed is None:
         return None
     task_id, body = claimed
     if body is None:
-        return await in_transaction(sessions, build_missing_body, task_id)
-    parsed: dict[str, Any] = json.loads(body)
-    return parsed
+        return json.dumps(await in_transaction(sessions, build_missing_body, task_id))
+    return body
 
 
 async def build_missing_body(session: AsyncSession, task_id: int) -> dict[str, Any]:

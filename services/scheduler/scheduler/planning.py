@@ -96,7 +96,13 @@ async def _plan_tasks(
     tasks: list[BuildTask] = []
     previous_ref: dict[tuple[int, str], BuildTask] = {}
     for index, wanted_ref in enumerate(request.tasks):
-        ref = BuildTaskRef(build_id=build.id, url=wanted_ref.url, git_ref=wanted_ref.git_ref)
+        ref = BuildTaskRef(
+            build_id=build.id,
+            url=wanted_ref.url,
+            git_ref=wanted_ref.git_ref,
+            ref_type=wanted_ref.ref_type,
+            is_module=wanted_ref.is_module,
+        )
         for wanted, platform in zip(request.platforms, platforms, strict=True):
             earlier_arches: list[BuildTask] = []
             for arch in wanted.arch_list:

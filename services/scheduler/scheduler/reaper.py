@@ -3,6 +3,7 @@
 import logging
 
 from scheduler.leases import requeue_expired, requeue_expired_sign_tasks
+from shared import metrics
 from shared.db.session import SessionFactory, in_transaction
 from shared.periodic import PeriodicJob
 
@@ -20,6 +21,7 @@ class Reaper:
     async def reap_once(self) -> int:
         count = await in_transaction(self._sessions, requeue_expired)
         if count:
+            metrics.LEASES_EXPIRED.inc(count)
             log.info("requeued %d task(s) whose lease expired", count)
         signing = await in_transaction(
             self._sessions, requeue_expired_sign_tasks, self._sign_max_attempts

@@ -12,6 +12,7 @@ from sqlalchemy import Exists, delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.task_bodies import store_bodies
+from scheduler.testing import create_test_tasks
 from shared.contracts.build_node import BuildTaskArtifactsStored
 from shared.contracts.builds import BuildCompleted, BuildReposFailed, BuildReposReady, BuildStatus
 from shared.db.base import utcnow
@@ -91,6 +92,8 @@ async def release_task(session: AsyncSession, event: BuildTaskArtifactsStored) -
             "error": f"artifacts could not be stored: {event.error}",
         }
     await session.execute(update(BuildTask).where(BuildTask.id == event.task_id).values(changes))
+    if event.error is None and status == BuildTaskStatus.COMPLETED:
+        await create_test_tasks(session, event.task_id)
     # Failed and excluded tasks release their dependents too (docs/decisions/0002-leases.md).
     dependents = (
         await session.scalars(

@@ -1,5 +1,6 @@
 from typing import Literal
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ENV_PREFIX, CommonSettings
@@ -21,3 +22,17 @@ class SchedulerSettings(CommonSettings):
     claim_pool_size: int = 2
     # uvloop or the standard asyncio loop (to compare them: bench/get_task.py).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+    # ALTS, the test system (docs/decisions/0015-test-tasks.md). Unset: test tasks are
+    # created but not sent.
+    alts_url: str | None = None
+    alts_token: SecretStr = SecretStr("")
+    alts_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Tests sent and not yet answered (or being sent), over all replicas.
+    alts_max_in_flight: int = Field(default=20, ge=1, le=10_000)
+    alts_dispatch_interval_seconds: float = Field(default=5.0, gt=0)
+    alts_retry_base_seconds: float = Field(default=5.0, gt=0)
+    alts_retry_max_seconds: float = Field(default=300.0, gt=0)
+    # A test sent to ALTS without a result after this long fails with that reason.
+    test_result_timeout_seconds: float = Field(default=10_800.0, gt=0)
+    test_timeout_interval_seconds: float = Field(default=60.0, gt=0)

@@ -33,6 +33,9 @@ from shared.db.models import (
     platform_repository,
 )
 
+# Build and test logs are linked to the build too; nodes never read them.
+LOG_REPO_TYPES = ("build_log", "test_log")
+
 
 @dataclass(frozen=True)
 class Repo:
@@ -90,7 +93,7 @@ def describe(task: TaskFacts, platform: PlatformFacts, build: BuildFacts) -> Tas
         repositories=[
             TaskRepository(name=r.name, url=r.url)
             for r in repos
-            if r.arch == task.arch and r.type != "build_log"
+            if r.arch == task.arch and r.type not in LOG_REPO_TYPES
         ],
         linked_builds=[linked_id for linked_id, _ in build.linked],
     )

@@ -70,9 +70,15 @@ build_task_dependency = Table(
 
 class Build(Base):
     __tablename__ = "builds"
+    __table_args__ = (
+        # The feed, newest first, filtered by `created_by`, `released` or `signed` (0016).
+        Index("ix_builds_user_id_id", "user_id", "id"),
+        Index("ix_builds_released_id", "id", postgresql_where=text("released")),
+        Index("ix_builds_signed_id", "id", postgresql_where=text("signed")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = created_at_column()
     mock_options: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Set once the build's Pulp repositories exist; before that no task is assignable.
@@ -101,15 +107,41 @@ class Build(Base):
     )
 
 
+class RefType(IntEnum):
+    """What a ref names, as the Dec-2021 frontend sends it."""
+
+    GIT_BRANCH = 1
+    GIT_TAG = 2
+    SRPM_URL = 3
+    GIT_REF = 4
+
+
 class BuildTaskRef(Base):
     """A git ref (or src-RPM url) requested in a build; shared by its tasks on every arch."""
 
     __tablename__ = "build_task_refs"
+    __table_args__ = (
+        # The feed's `project` and `ref` filters are substring searches (docs/decisions/0016).
+        Index(
+            "ix_build_task_refs_url_trgm",
+            "url",
+            postgresql_using="gin",
+            postgresql_ops={"url": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_build_task_refs_git_ref_trgm",
+            "git_ref",
+            postgresql_using="gin",
+            postgresql_ops={"git_ref": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(Text)
     git_ref: Mapped[str | None] = mapped_column(Text)
+    ref_type: Mapped[int | None] = mapped_column(SmallInteger)
+    is_module: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class BuildTask(Base):
@@ -120,6 +152,11 @@ class BuildTask(Base):
         Index("ix_build_tasks_lease", "lease_expires_at", postgresql_where=text("status = 1")),
         # Finishing a build asks whether any task is still unsettled (release.py).
         Index("ix_build_tasks_unsettled", "build_id", postgresql_where=text(UNSETTLED)),
+        # The feed's `platform_id` and `build_task_arch` filters.
+        Index("ix_build_tasks_platform_id_build_id", "platform_id", "build_id"),
+        Index("ix_build_tasks_arch_build_id", "arch", "build_id"),
+        # From a ref found by `project`/`ref` to its tasks (and the ref's cascade).
+        Index("ix_build_tasks_ref_id", "ref_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -171,9 +208,16 @@ class BuildArtifact(Base):
 
     `artifact_href` is the Pulp artifact the node uploaded; `href` is the Pulp content
     made from it inside the build's repository, set once the artifacts service filed it.
+    The `rpm_*` columns are the package's NEVRA as Pulp read it from the RPM header.
     """
 
     __tablename__ = "build_artifacts"
+    __table_args__ = (
+        # The feed's rpm_* filters; name, version and release select few rows (0016).
+        Index("ix_build_artifacts_rpm_name", "rpm_name"),
+        Index("ix_build_artifacts_rpm_version", "rpm_version"),
+        Index("ix_build_artifacts_rpm_release", "rpm_release"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     build_task_id: Mapped[int] = mapped_column(
@@ -184,4 +228,9 @@ class BuildArtifact(Base):
     type: Mapped[str] = mapped_column(Text)
     artifact_href: Mapped[str] = mapped_column(Text)
     href: Mapped[str | None] = mapped_column(Text)
+    rpm_name: Mapped[str | None] = mapped_column(Text)
+    rpm_epoch: Mapped[int | None] = mapped_column(Integer)
+    rpm_version: Mapped[str | None] = mapped_column(Text)
+    rpm_release: Mapped[str | None] = mapped_column(Text)
+    rpm_arch: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()

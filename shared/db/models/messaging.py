@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Text, text
+from sqlalchemy import BigInteger, DateTime, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +26,8 @@ class OutboxMessage(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A relay's lease on an unpublished row (NULL: nobody is publishing it).
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The request that caused the event (shared/correlation.py), sent as a message header.
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class InboxMessage(Base):

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, SmallInteger, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, SmallInteger, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +23,11 @@ class TestTaskStatus(IntEnum):
 class TestTask(Base):
     __test__ = False
     __tablename__ = "test_tasks"
+    __table_args__ = (
+        # The dispatcher claims created tasks oldest first; the timeout reads dispatched ones.
+        Index("ix_test_tasks_created", "id", postgresql_where=text("status = 1")),
+        Index("ix_test_tasks_started", "dispatched_at", postgresql_where=text("status = 2")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     build_task_id: Mapped[int] = mapped_column(
@@ -39,6 +44,18 @@ class TestTask(Base):
         ForeignKey("repositories.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = created_at_column()
+    # What is POSTed to ALTS's /tasks/schedule, built when the task is created.
+    schedule_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Dispatch: attempts so far, a claim while one replica talks to ALTS, the next try.
+    dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # ALTS's answer to the schedule request (its task id).
+    alts_reply: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why it is not progressing or failed without a result: ALTS unreachable, a timeout, ...
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class TestTaskArtifact(Base):

@@ -1,10 +1,11 @@
 """Read-side queries about builds, shaped as the reference's Build response."""
 
 from collections import Counter
+from dataclasses import dataclass, fields
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from shared.contracts.builds import (
     BuildArtifactOut,
@@ -16,7 +17,7 @@ from shared.contracts.builds import (
     BuildTaskOut,
 )
 from shared.contracts.users import UserOut
-from shared.db.models import Build, BuildTask, BuildTaskStatus
+from shared.db.models import Build, BuildArtifact, BuildTask, BuildTaskRef, BuildTaskStatus
 from shared.db.models.builds import FINISHED_STATUSES
 
 BUILD_LOAD = (
@@ -68,7 +69,12 @@ def task_out(task: BuildTask) -> BuildTaskOut:
             name=task.platform.name,
             arch_list=task.platform.arch_list,
         ),
-        ref=BuildRefOut(url=task.ref.url, git_ref=task.ref.git_ref),
+        ref=BuildRefOut(
+            url=task.ref.url,
+            git_ref=task.ref.git_ref,
+            ref_type=task.ref.ref_type,
+            is_module=task.ref.is_module,
+        ),
         artifacts=[
             BuildArtifactOut(id=a.id, name=a.name, type=a.type, href=a.href or "") for a in current
         ],
@@ -104,15 +110,116 @@ async def get_build(session: AsyncSession, build_id: int) -> BuildOut | None:
     return build_out(build) if build is not None else None
 
 
+@dataclass(frozen=True)
+class FeedFilters:
+    """The feed's search (CLIENTS §5.2); every given filter must hold (docs/decisions/0016).
+
+    The task-level filters hold for one and the same task: its platform and arch, its ref
+    (`project` and `ref` are case-insensitive substrings of the ref's url and git ref) and
+    one package of its current attempt.
+    """
+
+    created_by: int | None = None
+    project: str | None = None
+    ref: str | None = None
+    rpm_name: str | None = None
+    rpm_epoch: int | None = None
+    rpm_version: str | None = None
+    rpm_release: str | None = None
+    rpm_arch: str | None = None
+    platform_id: int | None = None
+    build_task_arch: str | None = None
+    released: bool | None = None
+    signed: bool | None = None
+
+    @property
+    def given(self) -> dict[str, object]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+RPM_COLUMNS = {
+    "rpm_name": BuildArtifact.rpm_name,
+    "rpm_epoch": BuildArtifact.rpm_epoch,
+    "rpm_version": BuildArtifact.rpm_version,
+    "rpm_release": BuildArtifact.rpm_release,
+    "rpm_arch": BuildArtifact.rpm_arch,
+}
+
+
+def _contains(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def feed_condition(filters: FeedFilters) -> ColumnElement[bool]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.created_by is not None:
+        conditions.append(Build.user_id == filters.created_by)
+    # Plain `released` / `NOT released`: what the partial indexes' predicates prove.
+    if filters.released is not None:
+        conditions.append(_flag(Build.released, filters.released))
+    if filters.signed is not None:
+        conditions.append(_flag(Build.signed, filters.signed))
+    task = _task_condition(filters)
+    if task is not None:
+        conditions.append(task)
+    return and_all(conditions)
+
+
+def _flag(column: InstrumentedAttribute[bool], wanted: bool) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column.expression
+    return condition if wanted else ~condition
+
+
+def _task_condition(filters: FeedFilters) -> ColumnElement[bool] | None:
+    given = filters.given
+    on_task: list[ColumnElement[bool]] = []
+    if filters.platform_id is not None:
+        on_task.append(BuildTask.platform_id == filters.platform_id)
+    if filters.build_task_arch is not None:
+        on_task.append(BuildTask.arch == filters.build_task_arch)
+    on_ref = []
+    if filters.project is not None:
+        on_ref.append(BuildTaskRef.url.ilike(_contains(filters.project), escape="\\"))
+    if filters.ref is not None:
+        on_ref.append(BuildTaskRef.git_ref.ilike(_contains(filters.ref), escape="\\"))
+    on_rpm = [column == given[name] for name, column in RPM_COLUMNS.items() if name in given]
+    if not (on_task or on_rpm):
+        # Refs know their build: no need to go through the tasks.
+        if not on_ref:
+            return None
+        return exists().where(BuildTaskRef.build_id == Build.id, *on_ref).correlate(Build)
+    query = select(BuildTask.id).where(BuildTask.build_id == Build.id, *on_task)
+    if on_ref:
+        query = query.join(BuildTaskRef, BuildTaskRef.id == BuildTask.ref_id).where(*on_ref)
+    if on_rpm:
+        query = query.join(
+            BuildArtifact,
+            (BuildArtifact.build_task_id == BuildTask.id)
+            & (BuildArtifact.attempt == BuildTask.attempt),
+        ).where(BuildArtifact.type == "rpm", *on_rpm)
+    return exists(query.correlate(Build))
+
+
+def and_all(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    combined: ColumnElement[bool] = true()
+    for condition in conditions:
+        combined = combined & condition
+    return combined
+
+
 async def list_builds(
-    session: AsyncSession, *, page: int, page_size: int, signed: bool | None = None
+    session: AsyncSession,
+    *,
+    page: int,
+    page_size: int,
+    filters: FeedFilters | None = None,
 ) -> BuildsPage:
-    """`signed` filters as the original's search filter did (SIGNING.md §2.3)."""
-    where = [] if signed is None else [Build.signed.is_(signed)]
-    total = await session.scalar(select(func.count()).select_from(Build).where(*where)) or 0
+    condition = feed_condition(filters or FeedFilters())
+    total = await session.scalar(select(func.count()).select_from(Build).where(condition)) or 0
     builds = await session.scalars(
         select(Build)
-        .where(*where)
+        .where(condition)
         .order_by(Build.id.desc())
         .limit(page_size)
         .offset((page - 1) * page_size)

@@ -1,6 +1,6 @@
 """/api/v1/build_node: what albs-node calls (CLIENTS.md §2)."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from api_gateway.deps import RpcDep
 from api_gateway.policy import BuildNode
@@ -28,8 +28,12 @@ router = APIRouter(
 # albs-node sends a GET with a JSON body; POST is accepted for clients and proxies that drop it.
 @router.get("/get_task", response_model=Task | None, operation_id="get_task")
 @router.post("/get_task", response_model=Task | None, operation_id="get_task_post")
-async def get_task(body: GetTaskRequest, node: BuildNode, rpc: RpcDep) -> Task | None:
-    return await rpc.call(GET_TASK, GetTask(actor=node, supported_arches=body.supported_arches))
+async def get_task(body: GetTaskRequest, node: BuildNode, rpc: RpcDep) -> Response:
+    """The scheduler's stored Task body, sent on as it comes: a node's hottest call."""
+    task = await rpc.call_json(
+        GET_TASK, GetTask(actor=node, supported_arches=body.supported_arches)
+    )
+    return Response(task, media_type="application/json")
 
 
 @router.post("/ping", response_model=None, responses=errors(409))

@@ -17,6 +17,12 @@ from shared.projects_cache import ProjectCache
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"], responses=errors(*COMMON))
 
 DEFAULT_PAGE_SIZE = 100
+# The Gitea organization of module repositories (the original's `modules_gitea_cache`).
+MODULES_ORG = "modules"
+
+NameQuery = Annotated[SearchText | None, Query(description="part of the project name")]
+PageQuery = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+PageSizeQuery = Annotated[int | None, Query(ge=1, le=1000)]
 
 
 @router.get("/alma", response_model=list[Project])
@@ -24,17 +30,38 @@ async def list_alma_projects(
     _: People,
     request: Request,
     redis: RedisDep,
-    name: Annotated[SearchText | None, Query(description="part of the project name")] = None,
-    page: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
-    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    name: NameQuery = None,
+    page: PageQuery = None,
+    page_size: PageSizeQuery = None,
 ) -> list[Project]:
     """Sorted by name; every project unless `page` or `page_size` asks for one page."""
     cache = ProjectCache(redis, request.app.state.settings.redis_prefix)
+    return await _list(cache, name, page, page_size, org=None)
+
+
+@router.get("/alma/modularity", response_model=list[Project])
+async def list_alma_modules(
+    _: People,
+    request: Request,
+    redis: RedisDep,
+    name: NameQuery = None,
+    page: PageQuery = None,
+    page_size: PageSizeQuery = None,
+) -> list[Project]:
+    """The module repositories (Gitea organization `modules`), as `/alma` lists projects."""
+    cache = ProjectCache(redis, request.app.state.settings.redis_prefix)
+    return await _list(cache, name, page, page_size, org=MODULES_ORG)
+
+
+async def _list(
+    cache: ProjectCache, name: str | None, page: int | None, page_size: int | None, org: str | None
+) -> list[Project]:
     paginated = page is not None or page_size is not None
     size = page_size or DEFAULT_PAGE_SIZE
     try:
         return await cache.list_projects(
             name_contains=name,
+            org=org,
             offset=((page or 1) - 1) * size if paginated else 0,
             limit=size if paginated else None,
         )

@@ -2,6 +2,7 @@
 
 from faststream.rabbit import RabbitMessage, RabbitRouter
 
+from artifacts.alts_logs import file_test_logs, prepare_test_log_repository
 from artifacts.context import Context
 from artifacts.filing import store_task_artifacts
 from artifacts.pulp import PulpClient
@@ -10,6 +11,7 @@ from artifacts.signing import replace_signed_packages
 from shared.contracts.build_node import BuildTaskFinished
 from shared.contracts.builds import BuildCreated, BuildDeleted
 from shared.contracts.signing import SignTaskSigned
+from shared.contracts.test_tasks import TestTaskFinished, TestTasksCreated
 from shared.contracts.topology import Topology
 from shared.db.session import SessionFactory
 from shared.messaging.subscribers import event_subscriber
@@ -36,5 +38,13 @@ def build_handlers(topology: Topology, sessions: SessionFactory, pulp: PulpClien
     @event_subscriber(router, topology, CONSUMER, SignTaskSigned)
     async def on_sign_task_signed(event: SignTaskSigned, message: RabbitMessage) -> None:
         await replace_signed_packages(context, message.message_id, event)
+
+    @event_subscriber(router, topology, CONSUMER, TestTasksCreated)
+    async def on_test_tasks_created(event: TestTasksCreated, message: RabbitMessage) -> None:
+        await prepare_test_log_repository(context, message.message_id, event)
+
+    @event_subscriber(router, topology, CONSUMER, TestTaskFinished)
+    async def on_test_task_finished(event: TestTaskFinished, message: RabbitMessage) -> None:
+        await file_test_logs(context, message.message_id, event)
 
     return router

@@ -14,7 +14,7 @@ from shared.contracts.build_node import (
 from shared.contracts.messages import RpcReply
 from shared.contracts.topology import Topology
 from shared.db.session import SessionFactory, in_transaction
-from shared.messaging.rpc_server import reply
+from shared.messaging.rpc_server import reply, reply_json
 from shared.messaging.subscribers import event_subscriber
 
 CONSUMER = "scheduler"
@@ -29,13 +29,13 @@ def build_node_handlers(
     router = RabbitRouter()
 
     @router.subscriber(topology.rpc_queue(GET_TASK))
-    async def on_get_task(command: GetTask) -> RpcReply:
+    async def on_get_task(command: GetTask) -> RpcReply | bytes:
         claim = assignment.Claim(
             arches=command.supported_arches,
             node_id=command.actor.node_id,
             lease_seconds=settings.lease_seconds,
         )
-        return await reply(assignment.assign_next_task(claims, sessions, claim))
+        return await reply_json(assignment.assign_next_task(claims, sessions, claim))
 
     @router.subscriber(topology.rpc_queue(BUILD_DONE))
     async def on_build_done(command: ReportBuildDone) -> RpcReply:

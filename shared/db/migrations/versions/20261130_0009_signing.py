@@ -1,7 +1,7 @@
-"""signing: sign keys, sign tasks with attempt and lease, builds.signed
+"""signing: sign keys, sign tasks with attempt and lease (builds.signed came with 0008)
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0010
 Create Date: 2026-11-30 19:00:00+00:00
 """
 
@@ -12,15 +12,12 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | None = "0005"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "builds", sa.Column("signed", sa.Boolean(), server_default="false", nullable=False)
-    )
     op.create_table(
         "sign_keys",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -92,4 +89,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("sign_tasks")
     op.drop_table("sign_keys")
-    op.drop_column("builds", "signed")

@@ -1,0 +1,109 @@
+"""Decisions about test tasks, as pure functions over plain data (REFERENCE §5.6, §11.12-16).
+
+Which packages of a build task get a test, what ALTS is asked, what a result means, and how
+long to wait before asking an unreachable ALTS again.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.contracts.test_tasks import TestLog
+from shared.db.models import TestTaskStatus
+
+SOURCE_ARCHES = ("src", "nosrc")
+DEBUG_SUFFIXES = ("-debuginfo", "-debugsource")
+LOG_KEY = "logs"
+TESTS_KEY = "tests"
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    release: str
+    arch: str
+
+    @property
+    def is_source(self) -> bool:
+        return self.arch in SOURCE_ARCHES
+
+    @property
+    def is_debug(self) -> bool:
+        return self.name.endswith(DEBUG_SUFFIXES) or "-debuginfo-common-" in self.name
+
+
+def parse_package(file_name: str) -> Package | None:
+    """`name-[epoch:]version-release.arch.rpm` -> its parts (epoch dropped); None otherwise."""
+    if not file_name.endswith(".rpm"):
+        return None
+    stem, dot, arch = file_name.removesuffix(".rpm").rpartition(".")
+    parts = stem.rsplit("-", 2)
+    if not dot or not arch or len(parts) != 3 or not all(parts):
+        return None
+    name, version, release = parts
+    return Package(name, version.split(":", 1)[-1], release, arch)
+
+
+def packages_to_test(rpm_names: Iterable[str]) -> list[Package]:
+    """One test per binary package: no source RPM, no debuginfo/debugsource (fixing §11.12);
+    a name reported twice is tested once, in the order reported."""
+    found: dict[Package, None] = {}
+    for name in rpm_names:
+        package = parse_package(name)
+        if package is not None and not package.is_source and not package.is_debug:
+            found.setdefault(package)
+    return list(found)
+
+
+def schedule_body(
+    test_task_id: int,
+    *,
+    dist_name: str,
+    dist_version: str,
+    arch: str,
+    package: Package,
+    repositories: Iterable[tuple[str, str]],
+) -> dict[str, Any]:
+    """What ALTS's `POST /tasks/schedule` receives (CLIENTS §6.1)."""
+    return {
+        "runner_type": "docker",
+        "dist_name": dist_name,
+        "dist_version": dist_version,
+        "dist_arch": arch,
+        "package_name": package.name,
+        "package_version": f"{package.version}-{package.release}",
+        "callback_href": f"/api/v1/tests/{test_task_id}/result/",
+        "repositories": [{"name": name, "baseurl": url} for name, url in repositories],
+    }
+
+
+def result_status(result: Mapping[str, Any]) -> TestTaskStatus:
+    """FAILED when a stage, or an entry under `tests`, did not report `success: true`."""
+    for key, value in result.items():
+        if key == LOG_KEY:
+            continue
+        entries = value.values() if key == TESTS_KEY and isinstance(value, dict) else [value]
+        if not all(_succeeded(entry) for entry in entries):
+            return TestTaskStatus.FAILED
+    return TestTaskStatus.COMPLETED
+
+
+def _succeeded(entry: object) -> bool:
+    return isinstance(entry, dict) and entry.get("success") is True
+
+
+def result_logs(result: Mapping[str, Any]) -> list[TestLog]:
+    """The logs ALTS uploaded; `null` or missing when its upload failed. Raises ValueError
+    on entries that are not `{name, href}`."""
+    logs = result.get(LOG_KEY)
+    if logs is None:
+        return []
+    if not isinstance(logs, list):
+        raise ValueError("result.logs must be a list of {name, href} or null")
+    return [TestLog.model_validate(entry) for entry in logs]
+
+
+def retry_delay(attempt: int, base_seconds: float, max_seconds: float) -> float:
+    """Exponential backoff after the `attempt`-th failed dispatch (1-based), capped."""
+    return float(min(max_seconds, base_seconds * 2 ** min(max(attempt - 1, 0), 30)))
