@@ -100,6 +100,8 @@ class BuildOut(WireModel):
     mock_options: dict[str, Any] | None
     status: BuildStatus
     failure_reason: str | None = None
+    # Every current RPM carries a signature (a sign task completed since the last restart).
+    signed: bool = False
 
 
 class BuildsPage(WireModel):

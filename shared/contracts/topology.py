@@ -29,6 +29,15 @@ from shared.contracts.distributions import (
 from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
 from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
+from shared.contracts.signing import (
+    COMPLETE_SIGN_TASK,
+    CREATE_SIGN_KEY,
+    CREATE_SIGN_TASK,
+    GET_SIGN_TASK,
+    UPDATE_SIGN_KEY,
+    SignTaskPackagesReplaced,
+    SignTaskSigned,
+)
 from shared.contracts.test_tasks import (
     REPORT_TEST_RESULT,
     RESTART_TESTS,
@@ -51,6 +60,8 @@ SUBSCRIPTIONS: tuple[tuple[str, type[Event]], ...] = (
     ("artifacts", BuildCreated),
     ("artifacts", BuildTaskFinished),
     ("artifacts", BuildDeleted),
+    ("artifacts", SignTaskSigned),
+    ("scheduler", SignTaskPackagesReplaced),
     ("artifacts", TestTasksCreated),
     ("artifacts", TestTaskFinished),
     # A restarted task of a build in a distribution brings its new packages there.
@@ -69,6 +80,11 @@ RPCS: tuple[RpcSpec[Any, Any], ...] = (
     LOGIN_GITHUB,
     SET_ADMIN,
     REVOKE_TOKENS,
+    CREATE_SIGN_KEY,
+    UPDATE_SIGN_KEY,
+    CREATE_SIGN_TASK,
+    GET_SIGN_TASK,
+    COMPLETE_SIGN_TASK,
     REPORT_TEST_RESULT,
     RESTART_TESTS,
     CREATE_DISTRIBUTION,

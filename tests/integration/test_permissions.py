@@ -55,6 +55,7 @@ CALLERS = (
     "other_user",
     "admin",
     "node",
+    "sign_node",
     "alts",
     "other_service",
 )
@@ -63,6 +64,7 @@ ALLOWED: dict[Callable[..., Any], set[str]] = {
     policy.people: {"user", "other_user", "admin"},
     policy.admin: {"admin"},
     policy.build_node: {"node", "admin"},
+    policy.sign_node: {"sign_node"},
     policy.alts_service: {"alts"},
     policy.self_or_admin: {"user", "admin"},
     policy.public: set(CALLERS),
@@ -200,6 +202,8 @@ class Callers:
                 return await make("admin", admin=True)
             case "node":
                 return await make("node-1", kind=UserKind.NODE)
+            case "sign_node":
+                return await make("signer-1", kind=UserKind.SIGN_NODE)
             case "alts":
                 return await make(policy.ALTS_SERVICE_NAME, kind=UserKind.SERVICE)
             case "other_service":

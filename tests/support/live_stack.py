@@ -115,7 +115,10 @@ async def running_stack(
 
 
 # The RPCs each service answers, by name prefix (shared/contracts: RpcSpec names).
-SERVES = {"albs-scheduler": ("build.", "build_node.", "platform."), "albs-auth": ("auth.",)}
+SERVES = {
+    "albs-scheduler": ("build.", "build_node.", "platform.", "signing."),
+    "albs-auth": ("auth.",),
+}
 
 
 def _wait_healthy(url: str, served: set[str]) -> None:

@@ -59,7 +59,7 @@ def node_identity(user: KnownUser, header: str | None) -> str | None:
     Administrators, who may call node endpoints to debug, name the node they act as."""
     if header is not None and (not header or len(header) > NODE_ID_MAX or not header.isprintable()):
         raise Invalid(f"X-Node-Id must be 1 to {NODE_ID_MAX} printable characters.")
-    if user.kind == UserKind.NODE:
+    if user.kind in (UserKind.NODE, UserKind.SIGN_NODE):
         if header is None or header == user.username or header.startswith(f"{user.username}/"):
             return header or user.username
         return f"{user.username}/{header}"

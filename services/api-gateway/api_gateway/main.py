@@ -19,6 +19,7 @@ from api_gateway.routes import (
     platforms,
     projects,
     queue,
+    signing,
     tests,
     users,
 )
@@ -90,6 +91,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(projects.router)
     app.include_router(queue.router)
+    app.include_router(signing.keys)
+    app.include_router(signing.tasks)
     app.include_router(tests.router)
     app.include_router(distributions.router)
     return app

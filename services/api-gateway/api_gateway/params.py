@@ -32,6 +32,18 @@ async def _user_id(user_id: Annotated[int, Path()]) -> int:
     return user_id
 
 
+async def _sign_key_id(sign_key_id: Annotated[int, Path()]) -> int:
+    if not id_in_range(sign_key_id):
+        raise NotFound(f"Sign key {sign_key_id} is not found")
+    return sign_key_id
+
+
+async def _sign_task_id(sign_task_id: Annotated[int, Path()]) -> int:
+    if not id_in_range(sign_task_id):
+        raise NotFound(f"Sign task {sign_task_id} is not found")
+    return sign_task_id
+
+
 async def _distribution_name(distribution: Annotated[str, Path()]) -> str:
     if len(distribution) > DISTRIBUTION_NAME_MAX or not DISTRIBUTION_NAME_PATTERN.match(
         distribution
@@ -44,6 +56,8 @@ BuildId = Annotated[int, Depends(_build_id)]
 DistributionName = Annotated[str, Depends(_distribution_name)]
 PlatformId = Annotated[int, Depends(_platform_id)]
 UserId = Annotated[int, Depends(_user_id)]
+SignKeyId = Annotated[int, Depends(_sign_key_id)]
+SignTaskId = Annotated[int, Depends(_sign_task_id)]
 
 Offset = Annotated[int, Query(ge=0, le=INT32_MAX)]
 SearchText = Annotated[str, Query(max_length=SHORT_TEXT_MAX), AfterValidator(clean_text)]

@@ -3,6 +3,8 @@
 - People: a person's token (any user, admin or not).
 - Admin: a person with administrator rights.
 - BuildNode: a build node's token, or an administrator (to debug a node by hand).
+- SignNode: a Sign Node's token only (`albs token create --sign-node NAME`); not even an
+  administrator, since a claim hands out work under the caller's name.
 - AltsService: the test system's service token (name "alts"), or an administrator.
 - SelfOrAdmin: a person acting on their own account (the `user_id` path parameter),
   or an administrator.
@@ -46,6 +48,12 @@ async def build_node(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
     raise _denied("Only build nodes may call the build node endpoints.")
 
 
+async def sign_node(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    if actor.kind == UserKind.SIGN_NODE:
+        return actor
+    raise _denied("Only sign nodes may call the sign node endpoints.")
+
+
 async def alts_service(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
     # Strictly ALTS's own token: a result decides a package's fate, so nobody else posts one.
     if actor.kind == UserKind.SERVICE and actor.name == ALTS_SERVICE_NAME:
@@ -63,11 +71,12 @@ async def public() -> None:
     """Declares a route open to everyone; it reads no credentials at all."""
 
 
-RULES: tuple[Rule, ...] = (people, admin, build_node, alts_service, self_or_admin)
+RULES: tuple[Rule, ...] = (people, admin, build_node, sign_node, alts_service, self_or_admin)
 
 People = Annotated[Actor, Depends(people)]
 Admin = Annotated[Actor, Depends(admin)]
 BuildNode = Annotated[Actor, Depends(build_node)]
+SignNode = Annotated[Actor, Depends(sign_node)]
 AltsService = Annotated[Actor, Depends(alts_service)]
 SelfOrAdmin = Annotated[Actor, Depends(self_or_admin)]
 Public = Annotated[None, Depends(public)]

@@ -159,6 +159,17 @@ class PulpClient(PulpApi):
             lambda: self._add_content(repo_href, units),
         )
 
+    async def replace_content(self, repo_href: str, add: list[str], remove: list[str]) -> None:
+        """Remove and add in one `modify`: one new version, never a moment with both or
+        neither (a unit both removed and added stays)."""
+        adding = sorted(set(add))
+        removing = sorted(set(remove) - set(adding))
+        change = {"add_content_units": adding, "remove_content_units": removing}
+        await self._step(
+            f"swapping {len(removing)} for {len(adding)} package(s) in {repo_href}",
+            lambda: self._modify(repo_href, change),
+        )
+
     async def remove_content(self, repo_href: str, content_hrefs: list[str]) -> str | None:
         """Remove the content units in one new repository version (units absent are fine)."""
         units = sorted(set(content_hrefs))

@@ -32,19 +32,22 @@ app.add_typer(dead_app, name="dead-letters")
 T = TypeVar("T")
 UsernameOption = Annotated[str | None, typer.Option(help="A person's user name.")]
 NodeOption = Annotated[str | None, typer.Option(help="A build node's name.")]
+SignNodeOption = Annotated[str | None, typer.Option(help="A sign node's name.")]
 ServiceOption = Annotated[str | None, typer.Option(help="A service's name (alts, gitea-bridge).")]
 
 
 def _one_account(
-    username: str | None, node: str | None, service: str | None
+    username: str | None, node: str | None, service: str | None, sign_node: str | None = None
 ) -> tuple[str, UserKind]:
-    chosen = [
-        (n, k)
-        for n, k in ((username, UserKind.USER), (node, UserKind.NODE), (service, UserKind.SERVICE))
-        if n
-    ]
+    offered = (
+        (username, UserKind.USER),
+        (node, UserKind.NODE),
+        (service, UserKind.SERVICE),
+        (sign_node, UserKind.SIGN_NODE),
+    )
+    chosen = [(n, k) for n, k in offered if n]
     if len(chosen) != 1:
-        raise typer.BadParameter("give exactly one of --username, --node, --service")
+        raise typer.BadParameter("give exactly one of --username, --node, --sign-node, --service")
     return chosen[0]
 
 
@@ -70,11 +73,12 @@ def token_create(
     username: UsernameOption = None,
     node: NodeOption = None,
     service: ServiceOption = None,
+    sign_node: SignNodeOption = None,
     admin: Annotated[bool, typer.Option(help="Grant administrator rights.")] = False,
     email: Annotated[str | None, typer.Option(help="E-mail of a new user.")] = None,
 ) -> None:
     """Create the user if needed and print a token for it (only the token, on stdout)."""
-    name, kind = _one_account(username, node, service)
+    name, kind = _one_account(username, node, service, sign_node)
     if admin and kind != UserKind.USER:
         raise typer.BadParameter("only people (--username) can be administrators")
     user = _run(
@@ -87,10 +91,13 @@ def token_create(
 
 @token_app.command("revoke")
 def token_revoke(
-    username: UsernameOption = None, node: NodeOption = None, service: ServiceOption = None
+    username: UsernameOption = None,
+    node: NodeOption = None,
+    service: ServiceOption = None,
+    sign_node: SignNodeOption = None,
 ) -> None:
-    """Invalidate every token issued so far to this user, node or service."""
-    name, kind = _one_account(username, node, service)
+    """Invalidate every token issued so far to this user, node, sign node or service."""
+    name, kind = _one_account(username, node, service, sign_node)
     _run(lambda sessions: in_transaction(sessions, revoke_tokens_by_name, name, kind))
     typer.echo(f"revoked every earlier token of {kind} '{name}'", err=True)
 

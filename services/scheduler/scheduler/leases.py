@@ -4,6 +4,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.build_node import BuildTaskRequeued
+from shared.contracts.signing import SignTaskFailed, SignTaskRequeued
+from shared.db.models import SignTaskStatus
 from shared.messaging.outbox import add_event
 
 # A node that names itself may only extend its own tasks; albs-node sends no identity.
@@ -54,4 +56,48 @@ async def requeue_expired(session: AsyncSession, batch: int = 500) -> int:
             session,
             BuildTaskRequeued(task_id=task_id, build_id=build_id, attempt=attempt, node_id=node_id),
         )
+    return len(rows)
+
+
+# A sign task whose lease ran out goes back to the queue, or fails after its last attempt.
+# node_id stays, so that node's late report is refused as coming from a lost lease.
+REQUEUE_EXPIRED_SIGN_TASKS = text(
+    """
+    UPDATE sign_tasks AS t
+    SET status = CASE WHEN t.attempt >= :max_attempts THEN 4 ELSE 1 END,
+        lease_expires_at = NULL,
+        finished_at = CASE WHEN t.attempt >= :max_attempts THEN now() END,
+        error_message = CASE WHEN t.attempt >= :max_attempts
+            THEN 'The sign node did not report within its lease, ' || t.attempt || ' time(s).'
+        END
+    FROM (
+        SELECT id FROM sign_tasks
+        WHERE status = 2 AND lease_expires_at < now()
+        ORDER BY lease_expires_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    ) AS expired
+    WHERE t.id = expired.id
+    RETURNING t.id, t.build_id, t.attempt, t.node_id, t.status, t.error_message
+    """
+)
+
+
+async def requeue_expired_sign_tasks(
+    session: AsyncSession, max_attempts: int, batch: int = 100
+) -> int:
+    rows = (
+        await session.execute(
+            REQUEUE_EXPIRED_SIGN_TASKS, {"max_attempts": max_attempts, "batch": batch}
+        )
+    ).all()
+    for task_id, build_id, attempt, node_id, status, error in rows:
+        event: SignTaskRequeued | SignTaskFailed = (
+            SignTaskFailed(task_id=task_id, build_id=build_id, attempt=attempt, error=error)
+            if status == SignTaskStatus.FAILED
+            else SignTaskRequeued(
+                task_id=task_id, build_id=build_id, attempt=attempt, node_id=node_id
+            )
+        )
+        await add_event(session, event)
     return len(rows)

@@ -12,6 +12,7 @@ from scheduler.handlers.build_node import build_node_handlers
 from scheduler.handlers.builds import build_handlers
 from scheduler.handlers.lifecycle import lifecycle_handlers
 from scheduler.handlers.platforms import platform_handlers
+from scheduler.handlers.signing import signing_handlers
 from scheduler.handlers.tests import test_handlers
 from scheduler.idempotency import prune_keys
 from scheduler.reaper import Reaper
@@ -31,7 +32,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     settings = settings or load_settings(SchedulerSettings)
     runtime = create_runtime("scheduler", settings, pool_size=settings.db_pool_size)
     topology, sessions = runtime.topology, runtime.sessions
-    reaper = Reaper(sessions, settings.reaper_interval_seconds)
+    reaper = Reaper(sessions, settings.reaper_interval_seconds, settings.sign_max_attempts)
     claims = ClaimPool(settings.database_url, settings.claim_pool_size, settings.db_limits())
     key_pruner = PeriodicJob(
         "idempotency-key-pruner",
@@ -48,6 +49,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
         build_handlers(topology, sessions),
         build_node_handlers(topology, sessions, claims, settings),
         lifecycle_handlers(topology, sessions),
+        signing_handlers(topology, sessions, settings),
         test_handlers(topology, sessions),
     ]
     return build_app(runtime, routers)

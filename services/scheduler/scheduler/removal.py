@@ -3,7 +3,7 @@
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduler.restart import owned_build
+from scheduler.restart import owned_build, refuse_while_signing
 from shared.contracts.builds import BuildDeleted
 from shared.contracts.messages import Actor
 from shared.db.models import (
@@ -22,6 +22,7 @@ async def delete_build(session: AsyncSession, actor: Actor, build_id: int) -> No
     build = await owned_build(session, actor, build_id, "delete")
     if any(t.status == BuildTaskStatus.STARTED for t in build.tasks):
         raise Conflict(f"Build {build_id} has tasks being built; delete it when they finish.")
+    await refuse_while_signing(session, build_id, "delete")
     linking = (
         await session.scalars(
             select(build_dependency.c.build_id).where(

@@ -1,6 +1,6 @@
 """Restarting a build's failed tasks; who may change a build."""
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -10,9 +10,11 @@ from shared.db.models import (
     Build,
     BuildTask,
     BuildTaskStatus,
+    SignTask,
     build_task_dependency,
 )
-from shared.errors import Forbidden, NotFound
+from shared.db.models.signing import IN_FLIGHT
+from shared.errors import Conflict, Forbidden, NotFound
 
 
 async def owned_build(session: AsyncSession, actor: Actor, build_id: int, action: str) -> Build:
@@ -32,6 +34,7 @@ async def owned_build(session: AsyncSession, actor: Actor, build_id: int, action
 async def restart_failed(session: AsyncSession, actor: Actor, build_id: int) -> None:
     """Failed tasks go back to the queue at once, one after another in (index, id) order."""
     build = await owned_build(session, actor, build_id, "restart")
+    await refuse_while_signing(session, build_id, "restart")
     failed = sorted(
         (t for t in build.tasks if t.status == BuildTaskStatus.FAILED),
         key=lambda t: (t.index, t.id),
@@ -48,5 +51,15 @@ async def restart_failed(session: AsyncSession, actor: Actor, build_id: int) -> 
             )
     if failed:
         build.completed_at = None
+        build.signed = False  # the new packages need signing again
         # The platform may have changed since: the restarted tasks get fresh bodies.
         await store_bodies(session, BuildTask.id.in_([t.id for t in failed]))
+
+
+async def refuse_while_signing(session: AsyncSession, build_id: int, action: str) -> None:
+    """Deleting or restarting a build under a sign task would pull packages from under it."""
+    busy = await session.scalar(
+        select(exists().where(SignTask.build_id == build_id, SignTask.status.in_(IN_FLIGHT)))
+    )
+    if busy:
+        raise Conflict(f"Build {build_id} is being signed; {action} it when signing ends.")

@@ -22,6 +22,7 @@ from shared.db.models.idempotency import BuildIdempotencyKey
 from shared.db.models.messaging import InboxMessage, OutboxMessage
 from shared.db.models.packages import BinaryRpm, SourceRpm
 from shared.db.models.platforms import Platform, Repository, platform_repository
+from shared.db.models.signing import SignKey, SignTask, SignTaskStatus
 from shared.db.models.tests import TestTask, TestTaskArtifact, TestTaskStatus
 from shared.db.models.users import User, UserKind
 
@@ -40,6 +41,9 @@ __all__ = [
     "Platform",
     "RefType",
     "Repository",
+    "SignKey",
+    "SignTask",
+    "SignTaskStatus",
     "SourceRpm",
     "TestTask",
     "TestTaskArtifact",

@@ -86,7 +86,8 @@ class Build(Base):
     # Why the build could not go on (e.g. its repositories could not be created).
     failure_reason: Mapped[str | None] = mapped_column(Text)
     released: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    # Never set yet (no signing here); kept because the feed filters on it (CLIENTS §5.2).
+    # Every current RPM of the build carries a signature (a sign task completed since the
+    # last restart).
     signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

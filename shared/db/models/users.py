@@ -13,6 +13,7 @@ class UserKind(StrEnum):
     USER = "user"
     NODE = "node"
     SERVICE = "service"
+    SIGN_NODE = "sign_node"
 
 
 class User(Base):

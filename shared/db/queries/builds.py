@@ -96,6 +96,7 @@ def build_out(build: Build) -> BuildOut:
         mock_options=build.mock_options,
         status=derive_status(build),
         failure_reason=build.failure_reason,
+        signed=build.signed,
     )
 
 

@@ -107,7 +107,7 @@ async def get_build(build_id: BuildId, _: People, session: SessionDep) -> BuildO
     return build
 
 
-@router.patch("/{build_id}/restart-failed", response_model=None, responses=errors(404))
+@router.patch("/{build_id}/restart-failed", response_model=None, responses=errors(404, 409))
 async def restart_failed(build_id: BuildId, actor: People, rpc: RpcDep) -> None:
     await rpc.call(RESTART_FAILED, BuildCommand(actor=actor, build_id=build_id))
 

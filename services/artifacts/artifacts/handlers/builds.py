@@ -7,8 +7,10 @@ from artifacts.context import Context
 from artifacts.filing import store_task_artifacts
 from artifacts.pulp import PulpClient
 from artifacts.repositories import prepare_build_repositories, remove_build_repositories
+from artifacts.signing import replace_signed_packages
 from shared.contracts.build_node import BuildTaskFinished
 from shared.contracts.builds import BuildCreated, BuildDeleted
+from shared.contracts.signing import SignTaskSigned
 from shared.contracts.test_tasks import TestTaskFinished, TestTasksCreated
 from shared.contracts.topology import Topology
 from shared.db.session import SessionFactory
@@ -32,6 +34,10 @@ def build_handlers(topology: Topology, sessions: SessionFactory, pulp: PulpClien
     @event_subscriber(router, topology, CONSUMER, BuildDeleted)
     async def on_build_deleted(event: BuildDeleted, message: RabbitMessage) -> None:
         await remove_build_repositories(context, message.message_id, event)
+
+    @event_subscriber(router, topology, CONSUMER, SignTaskSigned)
+    async def on_sign_task_signed(event: SignTaskSigned, message: RabbitMessage) -> None:
+        await replace_signed_packages(context, message.message_id, event)
 
     @event_subscriber(router, topology, CONSUMER, TestTasksCreated)
     async def on_test_tasks_created(event: TestTasksCreated, message: RabbitMessage) -> None:
