@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from scheduler import assignment, platforms, release
 from scheduler.assignment import CLAIM_NEXT_TASK, Claim, ClaimPool
 from scheduler.planning import plan_build
+from shared import correlation
 from shared.contracts.build_node import BuildTaskArtifactsStored, BuildTaskAssigned, Task
 from shared.contracts.builds import BuildCreate, BuildReposReady
 from shared.contracts.messages import Actor
@@ -150,6 +151,24 @@ async def test_a_claim_returns_the_stored_body_and_records_the_assignment(
     # The second ref waits for the first: nothing else is runnable.
     assert await assign(pools[0], sessions, claim()) is None
     assert await assign(pools[0], sessions, claim(arches=["ppc64le"])) is None
+
+
+async def test_the_assigned_event_carries_the_requests_correlation_id(
+    sessions: SessionFactory, actor: Actor, pools: list[ClaimPool]
+) -> None:
+    await ready_build(sessions, actor, refs=1, arches=["x86_64"])
+    token = correlation.bind("get-task-request-1")
+    try:
+        assert await assign(pools[0], sessions, claim()) is not None
+    finally:
+        correlation.unbind(token)
+    async with sessions() as session:
+        ids = await session.scalars(
+            select(OutboxMessage.correlation_id).where(
+                OutboxMessage.routing_key == "build_task.assigned"
+            )
+        )
+        assert list(ids) == ["get-task-request-1"]
 
 
 async def test_concurrent_claims_of_two_replicas_hand_out_each_task_once(
@@ -314,7 +333,7 @@ async def plan_of(database_url: str, statement: str, *args: object) -> str:
 
 async def test_the_hot_statements_can_use_their_partial_indexes(database_url: str) -> None:
     claim_plan = await plan_of(
-        database_url, CLAIM_NEXT_TASK, ["x86_64"], 300.0, "n1", NOTIFY_CHANNEL
+        database_url, CLAIM_NEXT_TASK, ["x86_64"], 300.0, "n1", NOTIFY_CHANNEL, None
     )
     assert "ix_build_tasks_runnable" in claim_plan
     unsettled = f"SELECT EXISTS (SELECT 1 FROM build_tasks WHERE build_id = 1 AND ({UNSETTLED}))"

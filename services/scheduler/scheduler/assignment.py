@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler import task_bodies
+from shared import correlation
 from shared.db.models import BuildTask
 from shared.db.session import DbLimits, SessionFactory, asyncpg_params, in_transaction
 from shared.errors import Unavailable
@@ -40,11 +41,11 @@ WITH picked AS (
     WHERE t.id = picked.id
     RETURNING t.id, t.build_id, t.attempt, t.arch, t.task_body
 ), recorded AS (
-    INSERT INTO outbox (message_id, routing_key, payload)
+    INSERT INTO outbox (message_id, routing_key, payload, correlation_id)
     SELECT gen_random_uuid(), 'build_task.assigned', jsonb_build_object(
         'occurred_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         'task_id', id, 'build_id', build_id, 'attempt', attempt, 'arch', arch,
-        'node_id', $3::text)
+        'node_id', $3::text), $5::text
     FROM claimed
 )
 SELECT id, task_body::text AS body, pg_notify($4, '') FROM claimed
@@ -113,6 +114,7 @@ class ClaimPool:
                 float(claim.lease_seconds),
                 claim.node_id,
                 NOTIFY_CHANNEL,
+                correlation.current(),  # the node's get_task request
             )
         except UNREACHABLE as exc:
             raise Unavailable("The database is unavailable; try again shortly.") from exc
