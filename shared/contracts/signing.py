@@ -207,6 +207,9 @@ class SignTaskSigned(Event):
     build_id: int
     attempt: int
     packages: list[SignedPackage]
+    # The task's key: every signed file must carry a signature by it (SIGNING.md §5.12).
+    keyid: str = ""
+    fingerprint: str = ""
 
 
 class SignTaskPackagesReplaced(Event):

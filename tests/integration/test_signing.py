@@ -595,3 +595,43 @@ async def test_a_swap_pulp_refuses_fails_the_task_and_a_restart_after_signing_un
         headers=people["node"],
     )
     assert ended.status_code == 200, ended.text
+
+
+async def test_files_signed_with_another_key_fail_the_task_and_change_nothing(
+    api: httpx.AsyncClient,
+    people: dict[str, dict[str, str]],
+    sign_key: dict[str, Any],
+    gpg_key: GpgKey,
+    finished_build: FinishedBuild,
+    pulp_server: PulpServer,
+    sessions: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    """SIGNING.md §5.12: the server checks what Pulp read from each file's signatures."""
+    build_id = await finished_build("impostor")
+    other_key = make_gpg_key(tmp_path / "other-gnupg", name="Not The Registered Key")
+    impostor = node(api, people["signer"], pulp_server, other_key, tmp_path)
+    created = await create_task(api, people["owner"], build_id, sign_key["id"])
+    assert created.status_code == 200, created.text
+    task = await impostor.poll([gpg_key.keyid])
+    assert task["id"] == created.json()["id"]
+    before = await artifact_hrefs(sessions, build_id)
+    report = await impostor.sign(task)
+    answer = await impostor.complete(task["id"], report)
+    assert (answer.status_code, answer.json()) == (200, {"success": True})
+
+    row = await wait_status(sessions, task["id"], SignTaskStatus.FAILED)
+    assert row.error_message
+    assert f"no signature by key {gpg_key.keyid}" in row.error_message
+    assert not await is_signed(sessions, build_id)
+    assert await artifact_hrefs(sessions, build_id) == before  # nothing was swapped
+
+
+async def artifact_hrefs(sessions: SessionFactory, build_id: int) -> dict[int, str | None]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(BuildArtifact.id, BuildArtifact.href)
+            .join(BuildTask, BuildTask.id == BuildArtifact.build_task_id)
+            .where(BuildTask.build_id == build_id)
+        )
+        return {row[0]: row[1] for row in rows}

@@ -134,6 +134,21 @@ class PulpClient(PulpApi):
     def _nevra_reader(self, hrefs: str) -> Callable[[], Awaitable[list[Json]]]:
         return lambda: self._list(RPM_PACKAGES, pulp_href__in=hrefs, fields=NEVRA)
 
+    async def signing_keys(self, content_hrefs: list[str]) -> dict[str, list[str] | None]:
+        """content href -> the issuers of the package's signatures, as Pulp read them."""
+        wanted = sorted(set(content_hrefs))
+        found: dict[str, list[str] | None] = {}
+        for start in range(0, len(wanted), PAGE):
+            chunk = ",".join(wanted[start : start + PAGE])
+            rows = await self._step("reading the packages' signatures", self._keys_reader(chunk))
+            found.update((row["pulp_href"], row.get("signing_keys")) for row in rows)
+        return found
+
+    def _keys_reader(self, hrefs: str) -> Callable[[], Awaitable[list[Json]]]:
+        return lambda: self._list(
+            RPM_PACKAGES, pulp_href__in=hrefs, fields="pulp_href,signing_keys"
+        )
+
     async def ensure_package(self, artifact_href: str, file_name: str) -> str:
         """The RPM package content of the artifact, made in the request (no Pulp task)."""
         href = self._own_path(artifact_href, ARTIFACTS, "artifact")

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from artifacts.context import Context
 from artifacts.pulp import PulpError
+from artifacts.signatures import unsigned_files
 from artifacts.store import seen_before
 from shared.contracts.signing import SignTaskPackagesReplaced, SignTaskSigned
 from shared.db.models import BuildArtifact, Repository
@@ -68,6 +69,7 @@ async def _swap(ctx: Context, event: SignTaskSigned) -> dict[int, str]:
     for href, name in names.items():
         found = known.get(checksums[href])
         content[href] = found if found is not None else await ctx.pulp.ensure_package(href, name)
+    await _check_signatures(ctx, event, {content[href]: name for href, name in names.items()})
     adding: dict[str, list[str]] = defaultdict(list)
     removing: dict[str, list[str]] = defaultdict(list)
     new_hrefs: dict[int, str] = {}
@@ -82,6 +84,20 @@ async def _swap(ctx: Context, event: SignTaskSigned) -> dict[int, str]:
     for repo_href, units in adding.items():
         await ctx.pulp.replace_content(repo_href, units, removing[repo_href])
     return new_hrefs
+
+
+async def _check_signatures(ctx: Context, event: SignTaskSigned, names: dict[str, str]) -> None:
+    """Nothing is swapped unless every file carries a signature by the task's key."""
+    if not event.keyid and not event.fingerprint:
+        log.warning("sign task %s: an event without its key; signatures not checked", event.task_id)
+        return
+    found = await ctx.pulp.signing_keys(list(names))
+    unsigned = unsigned_files(found, names, event.keyid, event.fingerprint)
+    if unsigned:
+        raise SwapError(
+            f"{len(unsigned)} file(s) carry no signature by key {event.keyid}: "
+            + ", ".join(unsigned[:10])
+        )
 
 
 async def _current(

@@ -168,7 +168,9 @@ async def complete_task(
         hrefs = rules.signed_hrefs(report)
         task.signed_hrefs = {str(k): v for k, v in hrefs.items()}
         task.reported_at, task.lease_expires_at = now, None
-        await add_event(session, _signed(task, packages, hrefs))
+        key = await session.get(SignKey, task.sign_key_id)
+        assert key is not None  # sign_tasks.sign_key_id is a foreign key
+        await add_event(session, _signed(task, key, packages, hrefs))
     return CompleteReply(success=True)
 
 
@@ -188,8 +190,12 @@ def _for_completion(task: SignTask, packages: list[FrozenPackage]) -> rules.Task
     )
 
 
-def _signed(task: SignTask, packages: list[FrozenPackage], hrefs: dict[int, str]) -> SignTaskSigned:
+def _signed(
+    task: SignTask, key: SignKey, packages: list[FrozenPackage], hrefs: dict[int, str]
+) -> SignTaskSigned:
     return SignTaskSigned(
+        keyid=key.keyid,
+        fingerprint=key.fingerprint,
         task_id=task.id,
         build_id=task.build_id,
         attempt=task.attempt,
