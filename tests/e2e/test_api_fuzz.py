@@ -42,7 +42,7 @@ from shared.db.models import User, UserKind
 from shared.db.session import create_engine, create_session_factory, in_transaction
 from tests.support.fake_github import FakeGithub
 from tests.support.fixtures import env_of, first_build_id, scratch_database, scratch_prefix
-from tests.support.live_stack import LiveStack, running_stack
+from tests.support.live_stack import LiveStack, pulp_env, running_stack
 from tests.support.servers import Servers
 from tests.support.stack import settings_for
 
@@ -133,6 +133,7 @@ def fuzz_env(servers: Servers, run_id: str, fake_github: FakeGithub) -> Iterator
         for prefix in scratch_prefix(servers, f"test-{run_id}-fuzz"):
             yield {
                 **env_of(servers, url, prefix),
+                **pulp_env(),
                 "ALBS_GITHUB_CLIENT_ID": fake_github.client_id,
                 "ALBS_GITHUB_CLIENT_SECRET": fake_github.client_secret,
                 "ALBS_GITHUB_WEB_URL": fake_github.web_url,
@@ -145,7 +146,12 @@ def fuzz_env(servers: Servers, run_id: str, fake_github: FakeGithub) -> Iterator
 async def fuzz_stack(
     fuzz_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LiveStack]:
-    services = [("scheduler", "albs-scheduler"), ("auth", "albs-auth")]
+    # Every service an operation can reach: distributions are the artifacts service's.
+    services = [
+        ("scheduler", "albs-scheduler"),
+        ("auth", "albs-auth"),
+        ("artifacts", "albs-artifacts"),
+    ]
     logs = Path(tmp_path_factory.mktemp("fuzz-stack"))
     async with running_stack(fuzz_env, logs, services) as stack:
         yield stack

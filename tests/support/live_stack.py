@@ -116,8 +116,9 @@ async def running_stack(
 
 # The RPCs each service answers, by name prefix (shared/contracts: RpcSpec names).
 SERVES = {
-    "albs-scheduler": ("build.", "build_node.", "platform.", "signing."),
+    "albs-scheduler": ("build.", "build_node.", "platform.", "signing.", "tests."),
     "albs-auth": ("auth.",),
+    "albs-artifacts": ("distribution.",),
 }
 
 
