@@ -25,12 +25,13 @@ from artifacts.alts_logs import TEST_LOG_REPO, alts_log_repo_name
 from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
 from auth.settings import AuthSettings
 from auth.users import ensure_user, token_for
-from scheduler.checks import Package, schedule_body
+from scheduler.checks import schedule_body
 from scheduler.main import create_app as create_scheduler
 from scheduler.settings import SchedulerSettings
 from shared.contracts.topology import Topology
 from shared.db.models import Repository, TestTask, TestTaskStatus, UserKind
 from shared.db.session import SessionFactory, create_engine, create_session_factory, in_transaction
+from shared.rpm_names import Nevra
 from tests.support.artifacts import PULP_WAIT_SECONDS, insert_build, running_artifacts
 from tests.support.builds import create_platform, get_task, platform_body, submit_build
 from tests.support.fake_alts import AltsWorker, FakeAlts
@@ -422,7 +423,7 @@ async def _insert_tests(sessions: SessionFactory, build_task_id: int, count: int
                 dist_name="almalinux",
                 dist_version="8",
                 arch="x86_64",
-                package=Package(row.package_name, "1.0", "1", "x86_64"),
+                package=Nevra(row.package_name, None, "1.0", "1", "x86_64"),
                 repositories=[],
             )
         return [row.id for row in rows]

@@ -6,7 +6,6 @@ import pytest
 
 from artifacts.alts_logs import alts_log_repo_name
 from scheduler.checks import (
-    Package,
     packages_to_test,
     result_logs,
     result_status,
@@ -14,6 +13,7 @@ from scheduler.checks import (
     schedule_body,
 )
 from shared.db.models import TestTaskStatus
+from shared.rpm_names import Nevra
 
 BUILT = [
     "bash-4.4.19-14.el8.src.rpm",
@@ -30,9 +30,9 @@ BUILT = [
 
 def test_binary_packages_get_one_test_each_and_nothing_else_does() -> None:
     assert packages_to_test(BUILT) == [
-        Package("bash", "4.4.19", "14.el8", "x86_64"),
-        Package("bash-doc", "4.4.19", "14.el8", "noarch"),
-        Package("perl-Foo", "2.0", "1.el8", "x86_64"),
+        Nevra("bash", None, "4.4.19", "14.el8", "x86_64"),
+        Nevra("bash-doc", None, "4.4.19", "14.el8", "noarch"),
+        Nevra("perl-Foo", None, "2.0", "1.el8", "x86_64"),
     ]
 
 
@@ -46,7 +46,7 @@ def test_the_schedule_body_is_what_alts_reads() -> None:
         dist_name="almalinux",
         dist_version="8",
         arch="x86_64",
-        package=Package("bash", "4.4.19", "14.el8", "x86_64"),
+        package=Nevra("bash", None, "4.4.19", "14.el8", "x86_64"),
         repositories=[("AlmaLinux-8-x86_64-5-br", "http://pulp/builds/AlmaLinux-8-x86_64-5-br/")],
     )
     assert body == {

@@ -5,54 +5,25 @@ long to wait before asking an unreachable ALTS again.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from shared.contracts.test_tasks import TestLog
 from shared.db.models import TestTaskStatus
+from shared.rpm_names import Nevra, parse_rpm_file_name
 
-SOURCE_ARCHES = ("src", "nosrc")
-DEBUG_SUFFIXES = ("-debuginfo", "-debugsource")
 LOG_KEY = "logs"
 TESTS_KEY = "tests"
 
 
-@dataclass(frozen=True)
-class Package:
-    name: str
-    version: str
-    release: str
-    arch: str
-
-    @property
-    def is_source(self) -> bool:
-        return self.arch in SOURCE_ARCHES
-
-    @property
-    def is_debug(self) -> bool:
-        return self.name.endswith(DEBUG_SUFFIXES) or "-debuginfo-common-" in self.name
-
-
-def parse_package(file_name: str) -> Package | None:
-    """`name-[epoch:]version-release.arch.rpm` -> its parts (epoch dropped); None otherwise."""
-    if not file_name.endswith(".rpm"):
-        return None
-    stem, dot, arch = file_name.removesuffix(".rpm").rpartition(".")
-    parts = stem.rsplit("-", 2)
-    if not dot or not arch or len(parts) != 3 or not all(parts):
-        return None
-    name, version, release = parts
-    return Package(name, version.split(":", 1)[-1], release, arch)
-
-
-def packages_to_test(rpm_names: Iterable[str]) -> list[Package]:
+def packages_to_test(rpm_names: Iterable[str]) -> list[Nevra]:
     """One test per binary package: no source RPM, no debuginfo/debugsource (fixing §11.12);
-    a name reported twice is tested once, in the order reported."""
-    found: dict[Package, None] = {}
+    a name reported twice is tested once, in the order reported. ALTS is never told an epoch."""
+    found: dict[Nevra, None] = {}
     for name in rpm_names:
-        package = parse_package(name)
+        package = parse_rpm_file_name(name)
         if package is not None and not package.is_source and not package.is_debug:
-            found.setdefault(package)
+            found.setdefault(replace(package, epoch=None))
     return list(found)
 
 
@@ -62,7 +33,7 @@ def schedule_body(
     dist_name: str,
     dist_version: str,
     arch: str,
-    package: Package,
+    package: Nevra,
     repositories: Iterable[tuple[str, str]],
 ) -> dict[str, Any]:
     """What ALTS's `POST /tasks/schedule` receives (CLIENTS §6.1)."""
