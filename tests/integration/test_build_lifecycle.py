@@ -6,12 +6,19 @@ from typing import Any
 import httpx
 import pytest
 from faststream import FastStream
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from scheduler.reaper import Reaper
 from shared.contracts.build_node import BuildTaskArtifactsStored
 from shared.db.base import utcnow
-from shared.db.models import Base, BuildArtifact, BuildTask, UserKind
+from shared.db.models import (
+    Base,
+    BuildArtifact,
+    BuildTask,
+    Distribution,
+    UserKind,
+    distribution_packages,
+)
 from shared.db.session import SessionFactory, unit_of_work
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
 from tests.support.events import EventBus, EventTap
@@ -278,6 +285,21 @@ async def test_delete_removes_everything_of_the_build_and_only_for_its_owner(
         f"/api/v1/builds/{keep['id']}/remove", headers=actors["admin"]
     )
     assert linked_by_other.status_code == 409
+
+    async with unit_of_work(sessions) as session:
+        distribution = Distribution(name="lifecycle-distro")
+        session.add(distribution)
+        await session.flush()
+        await session.execute(
+            insert(distribution_packages).values(
+                distribution_id=distribution.id, build_id=build["id"]
+            )
+        )
+    distributed = await api.delete(url, headers=actors["owner"])
+    assert distributed.status_code == 409
+    assert "lifecycle-distro" in distributed.json()["detail"]
+    async with unit_of_work(sessions) as session:
+        await session.execute(delete(Distribution).where(Distribution.name == "lifecycle-distro"))
 
     gone = await api.delete(url, headers=actors["owner"])
     assert (gone.status_code, gone.content) == (204, b"")

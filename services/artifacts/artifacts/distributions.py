@@ -174,18 +174,43 @@ async def add_build(ctx: Context, command: ChangeDistribution) -> DistributionCh
                 )
             mine = await _units(session, target, _published() & (BuildTask.build_id == build_id))
             others = await _units_of_others(session, target, build_id)
-        await _run(ctx, target, build_id, Change(apply=mine, undo=without(mine, others), add=True))
-        async with unit_of_work(ctx.sessions) as session:
-            if not await build_exists(session, build_id, lock=True):
-                raise NotFound(f"Build with build_id={build_id} is not found")
-            await session.execute(
-                insert(distribution_packages)
-                .values(distribution_id=target.id, build_id=build_id)
-                .on_conflict_do_nothing()
-            )
-            await _announce(session, target, build_id, "added")
+        change = Change(apply=mine, undo=without(mine, others), add=True)
+        await _run(ctx, target, build_id, change)
+        if not await _record_link(ctx, target, build_id):
+            await _take_back(ctx, target, build_id, change)
+            raise NotFound(f"Build with build_id={build_id} is not found")
         await _catch_up(ctx, target, build_id, mine)
     return DistributionChangeReply(success=True)
+
+
+async def _record_link(ctx: Context, target: Target, build_id: int) -> bool:
+    """Record the build in the distribution; False when it was deleted meanwhile (the
+    build's row lock orders this against a delete, which refuses linked builds)."""
+    async with unit_of_work(ctx.sessions) as session:
+        if not await build_exists(session, build_id, lock=True):
+            return False
+        await session.execute(
+            insert(distribution_packages)
+            .values(distribution_id=target.id, build_id=build_id)
+            .on_conflict_do_nothing()
+        )
+        await _announce(session, target, build_id, "added")
+    return True
+
+
+async def _take_back(ctx: Context, target: Target, build_id: int, change: Change) -> None:
+    """The build was deleted while its packages went in: take them out again."""
+    _, undo = _modifiers(ctx, change.add)
+    repos = [repo for repo in change.undo if repo in change.apply]
+    steps = [undo(target.repo_hrefs[repo], sorted(change.undo[repo])) for repo in repos]
+    failures = [o for o in await all_settled(steps) if isinstance(o, BaseException)]
+    if failures:
+        log.error(
+            "build %s was deleted while added to %s; taking its packages out failed: %s",
+            build_id,
+            target.name,
+            failures[0],
+        )
 
 
 async def _catch_up(ctx: Context, target: Target, build_id: int, applied: Units) -> None:

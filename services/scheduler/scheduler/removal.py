@@ -9,10 +9,12 @@ from shared.contracts.messages import Actor
 from shared.db.models import (
     Build,
     BuildTaskStatus,
+    Distribution,
     Repository,
     TestTask,
     build_dependency,
     build_repo,
+    distribution_packages,
 )
 from shared.errors import Conflict
 from shared.messaging.outbox import add_event
@@ -23,6 +25,7 @@ async def delete_build(session: AsyncSession, actor: Actor, build_id: int) -> No
     if any(t.status == BuildTaskStatus.STARTED for t in build.tasks):
         raise Conflict(f"Build {build_id} has tasks being built; delete it when they finish.")
     await refuse_while_signing(session, build_id, "delete")
+    await _refuse_while_distributed(session, build_id)
     linking = (
         await session.scalars(
             select(build_dependency.c.build_id).where(
@@ -46,6 +49,23 @@ async def delete_build(session: AsyncSession, actor: Actor, build_id: int) -> No
             build_id=build_id, repository_hrefs=[r.pulp_href for r in repos if r.pulp_href]
         ),
     )
+
+
+async def _refuse_while_distributed(session: AsyncSession, build_id: int) -> None:
+    """Deleting the rows would leave the build's packages in the distributions' Pulp
+    repositories with nothing left to remove them by."""
+    names = (
+        await session.scalars(
+            select(Distribution.name)
+            .join(distribution_packages)
+            .where(distribution_packages.c.build_id == build_id)
+            .order_by(Distribution.name)
+        )
+    ).all()
+    if names:
+        raise Conflict(
+            f"Build {build_id} is in distribution(s) {', '.join(names)}; remove it from them first."
+        )
 
 
 async def _repositories_of(session: AsyncSession, build: Build) -> list[Repository]:
