@@ -24,13 +24,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 async def create_database(database_url: str) -> bool:
     """Create the database named in the URL if missing; True when it was created."""
     url = make_url(database_url)
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database="postgres",
-    )
+    conn = await _maintenance_connection(database_url)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
         if exists:
@@ -43,17 +37,23 @@ async def create_database(database_url: str) -> bool:
 
 async def drop_database(database_url: str) -> None:
     url = make_url(database_url)
-    conn = await asyncpg.connect(
+    conn = await _maintenance_connection(database_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _maintenance_connection(database_url: str) -> asyncpg.Connection:
+    """A connection to the server's `postgres` database, as the URL's user."""
+    url = make_url(database_url)
+    return await asyncpg.connect(
         host=url.host,
         port=url.port or 5432,
         user=url.username,
         password=url.password,
         database="postgres",
     )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def downgrade(database_url: str, revision: str) -> None:
