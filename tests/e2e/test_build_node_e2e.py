@@ -3,6 +3,8 @@
 The node polls get_task with a GET body, pings while it builds, uploads real RPMs and a
 log to Pulp (upload, chunked PUT with Content-Range, commit, task poll), reports
 build_done with the artifact hrefs; the build completes and its packages are in Pulp.
+The test logs in to Pulp once where albs-node sends basic auth on every request: the same
+calls, without Pulp hashing the password for each (tests/support/pulp_node.py).
 """
 
 from pathlib import Path
@@ -64,7 +66,7 @@ async def test_albs_node_builds_a_build_to_completion_and_the_packages_are_in_pu
     node = await live_stack.token("e2e-node", kind=UserKind.NODE)
     async with (
         httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client,
-        pulp_server.client() as pulp,
+        pulp_server.session_client() as pulp,
     ):
         platform = yaml.safe_load(REFERENCE_PLATFORM.read_text())
         assert (

@@ -4,9 +4,10 @@ import asyncio
 from collections import Counter
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from shared.db.models import BuildTask, UserKind
+from shared.db.models.builds import UNSETTLED
 from tests.support.builds import platform_body
 from tests.support.events import tap_events
 from tests.support.live_stack import LiveStack
@@ -22,6 +23,16 @@ async def all_builds(client: httpx.AsyncClient, user: dict[str, str], ids: list[
     return [(await client.get(f"/api/v1/builds/{i}/", headers=user)).json()["status"] for i in ids]
 
 
+async def unsettled_tasks(live_stack: LiveStack, build_ids: list[int]) -> int:
+    async with live_stack.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(BuildTask)
+            .where(BuildTask.build_id.in_(build_ids), text(UNSETTLED))
+        )
+    return int(count or 0)
+
+
 async def test_every_task_is_assigned_once_per_attempt_and_every_build_completes(
     live_stack: LiveStack, run_id: str
 ) -> None:
@@ -32,7 +43,13 @@ async def test_every_task_is_assigned_once_per_attempt_and_every_build_completes
     prefix = live_stack.env["ALBS_AMQP_PREFIX"]
     async with (
         tap_events(live_stack.env["ALBS_AMQP_URL"], prefix) as tap,
-        httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client,
+        # A kept-alive connection per node, as each albs-node has its own (httpx keeps 20
+        # by default: the other 30 nodes would connect anew for every request).
+        httpx.AsyncClient(
+            base_url=live_stack.gateway_url,
+            timeout=60,
+            limits=httpx.Limits(max_connections=NODES + 10, max_keepalive_connections=NODES + 10),
+        ) as client,
     ):
         created = await client.post(
             "/api/v1/platforms/", json=platform_body(platform, ["x86_64"]), headers=admin
@@ -62,13 +79,19 @@ async def test_every_task_is_assigned_once_per_attempt_and_every_build_completes
         try:
 
             async def finished() -> bool:
+                # One indexed count per second; the builds' views (200 tasks each, through
+                # the gateway that the nodes are busy with) only once no task is unsettled.
+                if await unsettled_tasks(live_stack, build_ids):
+                    return False
                 statuses = await all_builds(client, user, build_ids)
                 return all(s != "queued" and s != "running" for s in statuses)
 
             await eventually(finished, timeout=900, every=1.0)
         finally:
             stop.set()
-            await asyncio.gather(*nodes, return_exceptions=True)
+            crashed = [
+                r for r in await asyncio.gather(*nodes, return_exceptions=True) if r is not None
+            ]
         statuses = await all_builds(client, user, build_ids)
         async with live_stack.sessions() as session:
             tasks = (
@@ -78,6 +101,7 @@ async def test_every_task_is_assigned_once_per_attempt_and_every_build_completes
         attempts = sum(t.attempt for t in tasks)
         assigned = await tap.settled("build_task.assigned", attempts, timeout=120)
 
+    assert crashed == [], live_stack.logs()  # every node polled to the end
     assert statuses == ["completed"] * BUILDS, live_stack.logs()
     assert len(tasks) == BUILDS * REFS_PER_BUILD
     assert all(t.status == 2 for t in tasks)

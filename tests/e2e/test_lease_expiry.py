@@ -26,7 +26,7 @@ async def test_task_moves_to_another_node_and_the_late_report_is_409(
     platform = f"Lease-{run_id}"
     async with (
         httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client,
-        pulp_server.client() as pulp,
+        pulp_server.session_client() as pulp,
     ):
         await client.post(
             "/api/v1/platforms/", json=platform_body(platform, ["x86_64"]), headers=admin

@@ -98,7 +98,7 @@ async def run_build(
     platform = yaml.safe_load(REFERENCE_PLATFORM.read_text())
     async with (
         httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client,
-        pulp_server.client() as pulp,
+        pulp_server.session_client() as pulp,
     ):
         created = await client.post("/api/v1/platforms/", json=platform, headers=admin)
         assert created.status_code == 200, created.text

@@ -194,8 +194,8 @@ async def test_a_done_task_is_tested_by_alts_and_the_frontend_reads_and_restarts
     alts = FakeAlts(ALTS_TOKEN, failing_packages={f"{package}-data"})
     platform = f"T{run_id}-alts-{uuid.uuid4().hex[:4]}"
     task_id = 0
+    pulp = await pulp_server.open_session()
     alts_url = alts.start()
-    pulp = pulp_server.node_client()
     try:
         async with (
             running_artifacts(

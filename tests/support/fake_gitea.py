@@ -9,17 +9,16 @@ needs, with switches for failures.
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.support.http_server import ThreadedServer
 from tests.support.processes import free_port
 
 MAX_RESPONSE_ITEMS = 50
@@ -56,8 +55,7 @@ class FakeGitea:
         self._failing: dict[str, Failure] = {}
         self._lock = threading.Lock()
         self._port = free_port()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self._clock = EPOCH
 
     @property
@@ -124,22 +122,12 @@ class FakeGitea:
     # -- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=self._port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-gitea", daemon=True)
-        self._thread.start()
-        for _ in range(200):
-            if self._server.started:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("the fake Gitea did not start")
+        self._server = ThreadedServer(self._app(), name="fake-gitea", port=self._port)
+        self._server.start()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
+        if self._server is not None:
+            self._server.stop()
 
     # -- the HTTP side --------------------------------------------------------------
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.support.http_server import ThreadedServer
 from tests.support.processes import free_port
 
 API_PREFIX = "/api/v3"
@@ -68,8 +68,7 @@ class FakeGithub:
         self._release = threading.Event()
         self._org_ids = itertools.count(1000)
         self._port = free_port()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     @property
     def web_url(self) -> str:
@@ -148,23 +147,13 @@ class FakeGithub:
     # -- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=self._port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-github", daemon=True)
-        self._thread.start()
-        for _ in range(200):
-            if self._server.started:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("the fake GitHub did not start")
+        self._server = ThreadedServer(self._app(), name="fake-github", port=self._port)
+        self._server.start()
 
     def stop(self) -> None:
         self.release()
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
+        if self._server is not None:
+            self._server.stop()
 
     # -- the HTTP side --------------------------------------------------------------
 

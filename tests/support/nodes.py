@@ -19,6 +19,7 @@ class NodeRecord:
 
     received: list[int] = field(default_factory=list)
     answers: Counter[int] = field(default_factory=Counter)
+    unavailable: int = 0  # get_task 503s (PostgreSQL full, say), retried as albs-node does
 
 
 async def get_task(
@@ -50,9 +51,17 @@ async def run_node(
     record: NodeRecord,
     stop: asyncio.Event,
 ) -> None:
-    """Build (instantly) whatever comes, until told to stop."""
+    """Build (instantly) whatever comes, until told to stop; a get_task 503 means "try
+    again shortly" (albs-node's patience), anything else unexpected ends the node."""
     while not stop.is_set():
-        task = await get_task(client, headers, arches)
+        try:
+            task = await get_task(client, headers, arches)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 503:
+                raise
+            record.unavailable += 1
+            await asyncio.sleep(random.uniform(0.3, 0.6))
+            continue
         if task is None:
             # albs-node waits 5-10 s; a shorter pause keeps the tests short.
             await asyncio.sleep(random.uniform(0.3, 0.6))
