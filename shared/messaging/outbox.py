@@ -1,10 +1,10 @@
 """Transactional outbox: events are rows written with the state change, published after commit.
 
 The relay works in three steps, each one statement in autocommit on a PostgreSQL
-connection of its own (the one that LISTENs), so no transaction is held while it waits on
-RabbitMQ: claim a batch (the rows get a lease in `claimed_until`, so relays of other
-replicas skip them), publish it concurrently with publisher confirms and a timeout each,
-then mark the confirmed rows published.
+connection of its own (the one that LISTENs, in the one relay per database that listens),
+so no transaction is held while it waits on RabbitMQ: claim a batch (the rows get a lease
+in `claimed_until`, so relays of other replicas skip them), publish it concurrently with
+publisher confirms and a timeout each, then mark the confirmed rows published.
 A row whose publish failed (returned, nacked, timed out) is claimed again after a short
 delay. A relay that dies mid-batch leaves its claim to expire; the rows are then published
 again with the same message id and consumers drop the duplicate through their inbox.
@@ -129,6 +129,11 @@ class OutboxRelay:
         self._connection: asyncpg.Connection | None = None
         self._listening = False
         self._exchange: AbstractExchange | None = None
+
+    @property
+    def listening(self) -> bool:
+        """Whether this relay is the one of its database that NOTIFY wakes."""
+        return self._listening
 
     async def publish_pending(self) -> int:
         """Claim, publish and mark one batch; returns how many were published."""
