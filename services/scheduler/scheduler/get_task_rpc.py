@@ -9,6 +9,7 @@ same handler label, one DEBUG line per message (get_task is a quiet handler), an
 replies instead of silence. The poison middleware only concerns event queues.
 """
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -28,6 +29,9 @@ from shared.messaging.observe import handler_label, outcome_of
 from shared.messaging.rpc_server import reply_json
 
 log = logging.getLogger("albs.messages")
+# How long stop() waits for the requests in flight to be answered, as FastStream's
+# graceful shutdown does for its subscribers.
+STOP_WAIT_SECONDS = 10.0
 
 
 class GetTaskConsumer:
@@ -53,6 +57,9 @@ class GetTaskConsumer:
         self._handler = handler_label(self._queue.name, topology.prefix)
         self._seconds = metrics.MESSAGE_SECONDS.labels(self._handler)
         self._handled: dict[str, Any] = {}
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         # A robust connection restores the channel, its QoS and the consumer after a
@@ -67,11 +74,13 @@ class GetTaskConsumer:
         self._tag = await queue.consume(self._on_message)
 
     async def stop(self) -> None:
-        """Stop taking requests, then close (the claims in flight finish on the pool)."""
+        """Stop taking requests, let those in flight be answered, then close."""
         if self._channel is not None and self._tag is not None and not self._channel.is_closed:
             queue = await self._channel.get_queue(self._queue.name, ensure=False)
             await queue.cancel(self._tag)
         self._tag = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), STOP_WAIT_SECONDS)
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -79,6 +88,8 @@ class GetTaskConsumer:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
+        self._in_flight += 1
+        self._idle.clear()
         token = correlation.bind(correlation.from_headers(message.headers))
         outcome = "error"
         try:
@@ -101,6 +112,9 @@ class GetTaskConsumer:
             level = logging.WARNING if outcome == "error" else logging.DEBUG
             log.log(level, "handled %s: %s in %.0f ms", self._handler, outcome, elapsed * 1000)
             correlation.unbind(token)
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
     async def answer(self, body: bytes) -> RpcReply | bytes:
         try:
