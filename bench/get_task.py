@@ -47,6 +47,7 @@ ARCHES = ["x86_64", "i686"]
 REFS_PER_BUILD = 2
 BLOCKED_PER_BUILD = 1000
 SHAPES = "100/1,100/10,400/50,2000/50,10000/50"
+BENCH_APP = "albs-bench"
 
 
 @dataclass
@@ -308,25 +309,33 @@ def ms(values: list[float], q: int) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 1)
 
 
-def stack_pids() -> dict[str, int]:
-    """The gateway and scheduler processes scripts/dev started (its pid files)."""
-    found = {}
-    for pid_file in sorted((ROOT / ".dev" / "run").glob("*.pid")):
-        if pid_file.stem == "gateway" or pid_file.stem.startswith("scheduler"):
-            found[pid_file.stem] = int(pid_file.read_text())
+async def stack_pids(engine: AsyncEngine) -> dict[str, list[int]]:
+    """Every process scripts/dev started (its pid files), and the PostgreSQL backends serving
+    the stack's database (all together as `postgresql`; the bench's own are left out)."""
+    found = {
+        pid_file.stem: [int(pid_file.read_text())]
+        for pid_file in sorted((ROOT / ".dev" / "run").glob("*.pid"))
+    }
+    query = text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name <> :bench"
+    )
+    async with engine.connect() as conn:
+        found["postgresql"] = list((await conn.scalars(query, {"bench": BENCH_APP})).all())
     return found
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU each process used so far (from /proc/PID/stat)."""
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU each process (or group) used so far (from /proc/PID/stat)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for name, pid in pids.items():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[name] = (int(fields[11]) + int(fields[12])) / ticks
+    used: dict[str, float] = {}
+    for name, group in pids.items():
+        for pid in group:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return used
 
 
@@ -361,7 +370,7 @@ async def measure_shape(
     build_ids = await seed(engine, queue, args.blocked)
     nodes = [Node(url, token, f"bench-{n}") for n in range(pollers)]
     load_before = load_average()
-    pids = stack_pids()
+    pids = await stack_pids(engine)
     cpu_start = cpu_seconds(pids)
     started = time.monotonic()
     drain = await closed_loop(nodes, started + args.max_drain_seconds, queue)
@@ -402,7 +411,7 @@ async def run(args: Any, engine: AsyncEngine) -> None:
     if args.idle_rate:
         names = iter(range(10**6))
         load_before = load_average()
-        pids = stack_pids()
+        pids = await stack_pids(engine)
         cpu_start = cpu_seconds(pids)
         sample = await open_loop(
             lambda: Node(url, node, f"idle-{next(names)}"), args.idle_rate, args.idle_rate_seconds
@@ -437,7 +446,11 @@ def main() -> None:
     args = parser.parse_args()
     # The stack's own settings (.env next to scripts/dev), as the services read them.
     os.chdir(ROOT)
-    engine = create_async_engine(CommonSettings().database_url, pool_size=2)
+    engine = create_async_engine(
+        CommonSettings().database_url,
+        pool_size=2,
+        connect_args={"server_settings": {"application_name": BENCH_APP}},
+    )
 
     async def go() -> None:
         try:

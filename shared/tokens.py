@@ -5,6 +5,7 @@ A token carries the standard claims (`sub`, `iat`, `exp`) and the reference's
 Tokens minted by the original server (only `identity` and `expires`) are accepted too.
 """
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,18 @@ def issue_token(
 
 
 def decode_token(secret: str, token: str, *, now: float | None = None) -> TokenClaims:
+    claims = _verified(secret, token)
+    if claims.expires_at <= (now if now is not None else time.time()):
+        raise InvalidToken("Invalid or expired token.")
+    return claims
+
+
+# Checking a signature is pure, cost an eighth of the gateway's CPU per get_task (PyJWT
+# builds a JSON decoder per call to refuse JWK-shaped secrets), and nodes send the same
+# token every few seconds. Only valid signatures are kept (an exception is never
+# cached); expiry is checked on every call, revocation by the caller against the user.
+@functools.lru_cache(maxsize=4096)
+def _verified(secret: str, token: str) -> TokenClaims:
     try:
         payload = jwt.decode(
             token,
@@ -62,8 +75,6 @@ def decode_token(secret: str, token: str, *, now: float | None = None) -> TokenC
         raise InvalidToken("Invalid or expired token.") from exc
     user_id = _user_id(payload)
     expires_at = _expiry(payload)
-    if expires_at <= (now if now is not None else time.time()):
-        raise InvalidToken("Invalid or expired token.")
     version = payload.get("ver")
     kind = payload.get("kind")
     return TokenClaims(

@@ -1,10 +1,10 @@
 """Transactional outbox: events are rows written with the state change, published after commit.
 
 The relay works in three steps, each one statement in autocommit on a PostgreSQL
-connection of its own (the one that LISTENs), so no transaction is held while it waits on
-RabbitMQ: claim a batch (the rows get a lease in `claimed_until`, so relays of other
-replicas skip them), publish it concurrently with publisher confirms and a timeout each,
-then mark the confirmed rows published.
+connection of its own (the one that LISTENs, in the one relay per database that listens),
+so no transaction is held while it waits on RabbitMQ: claim a batch (the rows get a lease
+in `claimed_until`, so relays of other replicas skip them), publish it concurrently with
+publisher confirms and a timeout each, then mark the confirmed rows published.
 A row whose publish failed (returned, nacked, timed out) is claimed again after a short
 delay. A relay that dies mid-batch leaves its claim to expire; the rows are then published
 again with the same message id and consumers drop the duplicate through their inbox.
@@ -35,6 +35,9 @@ from shared.periodic import PeriodicJob
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "albs_outbox"
+# The session advisory lock of the one relay per database that LISTENs ("albsoutb").
+LISTENER_LOCK = 0x616C_6273_6F75_7462
+TAKE_LISTENER_LOCK = "SELECT pg_try_advisory_lock($1::bigint)"
 _NOTIFIED = "outbox_notified_in"
 
 
@@ -124,7 +127,13 @@ class OutboxRelay:
         )
         # One connection for LISTEN and for the relay's own statements.
         self._connection: asyncpg.Connection | None = None
+        self._listening = False
         self._exchange: AbstractExchange | None = None
+
+    @property
+    def listening(self) -> bool:
+        """Whether this relay is the one of its database that NOTIFY wakes."""
+        return self._listening
 
     async def publish_pending(self) -> int:
         """Claim, publish and mark one batch; returns how many were published."""
@@ -218,6 +227,8 @@ class OutboxRelay:
 
     async def _connect(self) -> asyncpg.Connection:
         if self._connection is not None and not self._connection.is_closed():
+            if not self._listening:
+                await self._listen_if_first(self._connection)
             return self._connection
         limits = self._limits
         connection = await asyncpg.connect(
@@ -229,12 +240,26 @@ class OutboxRelay:
                 "lock_timeout": str(int(limits.lock_timeout * 1000)),
             },
         )
-        await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self._job.wake.set())
         self._connection = connection
+        await self._listen_if_first(connection)
         return connection
+
+    async def _listen_if_first(self, connection: asyncpg.Connection) -> None:
+        """Every commit that writes events (each get_task claim) sends a NOTIFY, and a
+        wake-up costs a relay a pass. One relay per database listens: the one holding the
+        advisory lock, for as long as its connection lives. The others pass every
+        `poll_seconds` and try to take the lock each time, so when the listener dies
+        (PostgreSQL frees the lock with its session) another one takes over within that."""
+        if await connection.fetchval(TAKE_LISTENER_LOCK, LISTENER_LOCK):
+            await connection.add_listener(NOTIFY_CHANNEL, self._wake)
+            self._listening = True
+
+    def _wake(self, *_: object) -> None:
+        self._job.wake.set()
 
     async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
+        self._listening = False
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close(timeout=self._limits.connect_timeout)

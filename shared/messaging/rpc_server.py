@@ -1,9 +1,12 @@
 """The responder side of RPC: turn a handler's outcome into a reply envelope."""
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from faststream import BaseMiddleware
+from faststream.rabbit.response import RabbitPublishCommand
+from faststream.response.publish_type import PublishType
 from pydantic import BaseModel
 
 from shared.contracts.messages import RpcReply
@@ -41,3 +44,15 @@ def _failure(exc: Exception) -> RpcReply:
         return RpcReply.failure(503, "A backing service is unavailable; try again shortly.")
     log.exception("rpc: handler failed", exc_info=exc)
     return RpcReply.failure(500, "Internal error; it has been logged.")
+
+
+class RepliesNotMandatory(BaseMiddleware):
+    """RabbitMQ delivers a reply to a direct reply-to address and, when it is published
+    `mandatory` (FastStream's default), also returns it as unroutable: a wasted frame, and
+    aiormq logs each return at ERROR with the whole body. Replies are published without it
+    (a reply nobody waits for any more is dropped either way)."""
+
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
+        if isinstance(cmd, RabbitPublishCommand) and cmd.publish_type is PublishType.REPLY:
+            cmd.publish_options["mandatory"] = False
+        return await call_next(cmd)

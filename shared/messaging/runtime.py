@@ -24,6 +24,7 @@ from shared.messaging.observe import observe_middleware
 from shared.messaging.outbox import OutboxRelay, RelaySettings
 from shared.messaging.poison import poison_middleware
 from shared.messaging.retention import Retention, prune
+from shared.messaging.rpc_server import RepliesNotMandatory
 from shared.ops_server import OpsServer
 from shared.periodic import PeriodicJob
 from shared.settings import CommonSettings
@@ -64,6 +65,7 @@ def create_runtime(name: str, settings: CommonSettings, *, pool_size: int = 10) 
     # Outermost, so it sees what the poison middleware made of a failure.
     broker.add_middleware(observe_middleware(settings.amqp_prefix))
     broker.add_middleware(poison_middleware(topology, settings.max_event_failures))
+    broker.add_middleware(RepliesNotMandatory)
     engine = create_engine(
         settings.database_url,
         pool_size=pool_size,

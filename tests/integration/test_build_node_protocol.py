@@ -1,18 +1,25 @@
 """The Build Node protocol against the scheduler: get_task, ping, build_done, leases."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
+from faststream import FastStream
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 
-from shared.contracts.build_node import BuildTaskArtifactsStored
+from shared.contracts.build_node import GET_TASK, BuildTaskArtifactsStored
+from shared.contracts.messages import RpcReply
+from shared.contracts.topology import Topology
 from shared.db.base import utcnow
 from shared.db.models import Build, BuildTask, Repository, UserKind, build_repo
 from shared.db.session import SessionFactory, unit_of_work
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
 from tests.support.events import EventBus, EventTap
+from tests.support.servers import Servers
 from tests.support.stack import TokenMaker, bearer
 from tests.support.waiting import eventually
 
@@ -309,3 +316,35 @@ async def test_people_cannot_pose_as_nodes(
     assert (
         await api.post("/api/v1/builds/", json=two_refs(), headers=actors["node1"])
     ).status_code == 403
+
+
+async def test_the_get_task_consumer_answers_a_bad_request_with_an_error_and_counts_it(
+    scheduler: FastStream, servers: Servers, amqp_prefix: str
+) -> None:
+    """get_task has its own consumer (not FastStream's): it still answers, binds the
+    correlation id and fills the same metrics as every other handler."""
+    labels = {"handler": "rpc.build_node.get_task", "outcome": "error"}
+    errors_before = REGISTRY.get_sample_value("albs_messages_handled_total", labels) or 0.0
+    queue = Topology(amqp_prefix).rpc_queue(GET_TASK).name
+    connection = await aio_pika.connect(servers.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        replies: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+        reply_queue = await channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
+        await reply_queue.consume(replies.put, no_ack=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                b'{"supported_arches": "x86_64"}',
+                correlation_id="call-1",
+                reply_to="amq.rabbitmq.reply-to",
+                headers={"x-correlation-id": "request-0001"},
+            ),
+            routing_key=queue,
+        )
+        answer = await asyncio.wait_for(replies.get(), 10)
+    assert answer.correlation_id == "call-1"
+    reply = RpcReply.model_validate_json(answer.body)
+    assert reply.error is not None
+    assert reply.error.status == 500
+    errors_after = REGISTRY.get_sample_value("albs_messages_handled_total", labels)
+    assert errors_after == errors_before + 1

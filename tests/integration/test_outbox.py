@@ -14,9 +14,10 @@ from shared.contracts.topology import Topology
 from shared.db.models import OutboxMessage
 from shared.db.session import SessionFactory, unit_of_work
 from shared.messaging.inbox import first_delivery
-from shared.messaging.outbox import OutboxRelay, add_event
+from shared.messaging.outbox import OutboxRelay, RelaySettings, add_event
 from shared.messaging.runtime import declare_topology
 from tests.support.servers import Servers
+from tests.support.waiting import eventually
 
 
 class SomethingHappened(Event):
@@ -138,6 +139,41 @@ async def test_event_written_in_a_later_transaction_wakes_a_running_relay(
         await running.stop()
     assert [m.body.count(b'"value":') for m in received] == [1, 1, 1]
     assert len({m.message_id for m in received}) == 3
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_one_relay_per_database_listens_and_another_takes_over_when_it_stops(
+    sessions: SessionFactory,
+    broker: RabbitBroker,
+    listener: aio_pika.abc.AbstractQueue,
+    amqp_prefix: str,
+    database_url: str,
+) -> None:
+    topology = Topology(amqp_prefix)
+    fast = RelaySettings(poll_seconds=0.1)
+    first, second = (
+        OutboxRelay(broker, topology, database_url=database_url, settings=fast) for _ in range(2)
+    )
+    await first.start()
+    await second.start()
+    try:
+        assert (first.listening, second.listening) == (True, False)
+        async with unit_of_work(sessions) as session:
+            await add_event(session, SomethingHappened(value=1))
+        assert len(await drain(listener, expect=1)) == 1
+        await first.stop()
+
+        async def taken_over() -> bool:
+            return second.listening
+
+        await eventually(taken_over, timeout=10)
+        async with unit_of_work(sessions) as session:
+            await add_event(session, SomethingHappened(value=2))
+        received = await drain(listener, expect=1)
+    finally:
+        await first.stop()
+        await second.stop()
+    assert [json.loads(m.body)["value"] for m in received] == [2]
 
 
 @pytest.mark.usefixtures("clean_db")

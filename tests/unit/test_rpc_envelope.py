@@ -1,11 +1,14 @@
 """The responder side of RPC, in memory with TestRabbitBroker."""
 
+from faststream import ContextRepo
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
+from faststream.rabbit.response import RabbitPublishCommand
+from faststream.response.publish_type import PublishType
 
 from shared.contracts.messages import RpcReply
 from shared.contracts.platforms import PlatformSummary
 from shared.errors import Conflict, NotFound
-from shared.messaging.rpc_server import reply
+from shared.messaging.rpc_server import RepliesNotMandatory, reply
 
 
 async def test_business_errors_become_error_replies_not_silence() -> None:
@@ -40,3 +43,15 @@ async def test_business_errors_become_error_replies_not_silence() -> None:
     assert bug_reply.error is not None
     assert bug_reply.error.status == 500
     assert "boom" not in bug_reply.error.detail  # internals stay in the log
+
+
+async def test_replies_are_published_without_mandatory_and_other_messages_keep_it() -> None:
+    seen: list[bool] = []
+
+    async def publish(cmd: RabbitPublishCommand) -> None:
+        seen.append(cmd.publish_options["mandatory"])
+
+    for kind in (PublishType.REPLY, PublishType.PUBLISH):
+        cmd = RabbitPublishCommand(b"{}", _publish_type=kind, routing_key="q")
+        await RepliesNotMandatory(None, context=ContextRepo()).publish_scope(publish, cmd)
+    assert seen == [False, True]

@@ -61,3 +61,13 @@ def test_other_algorithms_are_rejected() -> None:
     token = jwt.encode({"sub": "1", "exp": 9e12}, SECRET, algorithm="HS512")
     with pytest.raises(InvalidToken):
         decode_token(SECRET, token)
+
+
+def test_a_checked_token_still_expires_and_other_secrets_still_check_it() -> None:
+    token = issue_token(SECRET, 4, lifetime_seconds=60, now=1000)
+    assert decode_token(SECRET, token, now=1001).user_id == 4
+    assert decode_token(SECRET, token, now=1002).user_id == 4  # from the cache
+    with pytest.raises(InvalidToken):
+        decode_token(SECRET, token, now=1060)
+    with pytest.raises(InvalidToken):
+        decode_token("o" * 64, token, now=1001)  # the signature is checked per secret

@@ -45,6 +45,10 @@ from shared.messaging.declare import declare_all
 log = logging.getLogger(__name__)
 
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
+# A successful reply as the responders write it (pydantic's dump of RpcReply, or
+# shared.messaging.rpc_server.reply_json): its result is passed on without being parsed.
+_OK_HEAD = b'{"ok":true,"result":'
+_OK_TAIL = b',"error":null}'
 Res = TypeVar("Res", bound=BaseModel)
 
 
@@ -65,7 +69,7 @@ class RpcClient:
         self._url = amqp_url
         self._topology = topology
         self._timeout = timeout
-        self._pending: dict[str, asyncio.Future[RpcReply]] = {}
+        self._pending: dict[str, asyncio.Future[RpcReply | bytes]] = {}
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
@@ -135,7 +139,16 @@ class RpcClient:
 
     async def call(self, spec: RpcSpec[Any, Res], request: BaseModel) -> Res | None:
         """Send one request and wait for its reply; error replies are raised as AlbsError."""
-        reply = _successful(await self._round_trip(spec, request))
+        answer = await self._round_trip(spec, request)
+        if isinstance(answer, bytes):
+            if spec.result is None or answer == b"null":
+                return None
+            try:
+                return spec.result.model_validate_json(answer)
+            except ValidationError:
+                log.error("rpc: malformed %s result", spec.name)
+                raise error_for_status(502, "A service sent a malformed reply.") from None
+        reply = _successful(answer)
         if spec.result is None or reply.result is None:
             return None
         return spec.result.model_validate(reply.result)
@@ -143,8 +156,10 @@ class RpcClient:
     async def call_json(self, spec: RpcSpec[Any, Any], request: BaseModel) -> bytes:
         """The result as JSON, passed on without validating it against `spec.result`: for
         results the service keeps ready to send (get_task's Task body, checked when built)."""
-        reply = _successful(await self._round_trip(spec, request))
-        return json.dumps(reply.result, separators=(",", ":")).encode()
+        answer = await self._round_trip(spec, request)
+        if isinstance(answer, bytes):
+            return answer
+        return json.dumps(_successful(answer).result, separators=(",", ":")).encode()
 
     async def publish_event(self, event: Event) -> None:
         """Publish persistently and return once RabbitMQ confirmed it reached a queue."""
@@ -169,12 +184,13 @@ class RpcClient:
         except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
             raise Unavailable("RabbitMQ is unreachable; try again shortly.") from exc
 
-    async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
+    async def _round_trip(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply | bytes:
+        """A successful reply's result as JSON text, or the parsed reply."""
         started = time.perf_counter()
         outcome = "unavailable"
         try:
             reply = await self._send_and_wait(spec, request)
-            outcome = "ok" if reply.ok else "error"
+            outcome = "ok" if isinstance(reply, bytes) or reply.ok else "error"
             return reply
         except RpcTimeout:
             outcome = "timeout"
@@ -184,7 +200,7 @@ class RpcClient:
             if outcome == "timeout":
                 metrics.RPC_TIMEOUTS.labels(spec.name).inc()
 
-    async def _send_and_wait(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply:
+    async def _send_and_wait(self, spec: RpcSpec[Any, Any], request: BaseModel) -> RpcReply | bytes:
         if self._channel is None:
             raise Unavailable("The gateway is not connected to RabbitMQ.")
         queue = self._topology.rpc_queue(spec).name
@@ -194,7 +210,7 @@ class RpcClient:
                 "try again shortly."
             )
         correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[RpcReply | bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         timeout = max(self._timeout, spec.timeout_seconds or 0.0)
         try:
@@ -303,11 +319,19 @@ class RpcClient:
         future = self._pending.get(message.correlation_id or "")
         if future is None or future.done():
             return  # the caller already timed out
-        try:
-            future.set_result(RpcReply.model_validate_json(message.body))
-        except ValidationError:
-            log.error("rpc: malformed reply for %s", message.correlation_id)
-            future.set_result(RpcReply.failure(502, "A service sent a malformed reply."))
+        future.set_result(decode_reply(message.body, message.correlation_id))
+
+
+def decode_reply(body: bytes, correlation_id: str | None = None) -> RpcReply | bytes:
+    """A successful reply's result as the JSON text it is, sliced out of the envelope (a
+    Task body is not parsed and dumped again); any other reply parsed."""
+    if body.startswith(_OK_HEAD) and body.endswith(_OK_TAIL):
+        return body[len(_OK_HEAD) : -len(_OK_TAIL)]
+    try:
+        return RpcReply.model_validate_json(body)
+    except ValidationError:
+        log.error("rpc: malformed reply for %s", correlation_id)
+        return RpcReply.failure(502, "A service sent a malformed reply.")
 
 
 def _successful(reply: RpcReply) -> RpcReply:

@@ -8,6 +8,7 @@ from faststream import FastStream
 
 from scheduler.alts import AltsConfig, Dispatcher
 from scheduler.assignment import ClaimPool
+from scheduler.get_task_rpc import GetTaskConsumer
 from scheduler.handlers.build_node import build_node_handlers
 from scheduler.handlers.builds import build_handlers
 from scheduler.handlers.lifecycle import lifecycle_handlers
@@ -21,7 +22,7 @@ from scheduler.testing import fail_overdue
 from shared.db.queries.gauges import refresh_task_gauges
 from shared.db.session import SessionFactory, in_transaction
 from shared.logs import setup_logging
-from shared.messaging.runtime import ServiceRuntime, build_app, create_runtime
+from shared.messaging.runtime import PREFETCH, ServiceRuntime, build_app, create_runtime
 from shared.periodic import PeriodicJob
 from shared.settings import load_settings
 
@@ -41,13 +42,21 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     )
     runtime.jobs += [reaper.job, key_pruner]
     add_test_jobs(runtime, sessions, settings)
-    runtime.on_start.append(claims.start)
-    runtime.on_stop.append(claims.stop)
+    get_task = GetTaskConsumer(
+        settings.amqp_url,
+        topology,
+        claims,
+        sessions,
+        lease_seconds=settings.lease_seconds,
+        prefetch=PREFETCH,
+    )
+    runtime.on_start += [claims.start, get_task.start]
+    runtime.on_stop += [get_task.stop, claims.stop]
     runtime.collectors.append(lambda: in_transaction(sessions, refresh_task_gauges))
     routers = [
         platform_handlers(topology, sessions),
         build_handlers(topology, sessions),
-        build_node_handlers(topology, sessions, claims, settings),
+        build_node_handlers(topology, sessions, settings),
         lifecycle_handlers(topology, sessions),
         signing_handlers(topology, sessions, settings),
         test_handlers(topology, sessions),
