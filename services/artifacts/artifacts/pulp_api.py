@@ -34,13 +34,17 @@ Json = dict[str, Any]
 
 @dataclass
 class Tally:
-    """Pulp HTTP calls and Pulp tasks waited for, by one unit of work (a report, a build)."""
+    """Pulp HTTP calls and Pulp tasks waited for, by one unit of work (a report, a build);
+    `task_seconds` adds up the waits of all its tasks (overlapping waits count each)."""
 
     calls: int = 0
     tasks: int = 0
+    task_seconds: float = 0.0
 
     def __str__(self) -> str:
-        return f"{self.calls} Pulp calls, {self.tasks} Pulp tasks"
+        return (
+            f"{self.calls} Pulp calls, {self.tasks} Pulp tasks, {self.task_seconds:.2f} s on tasks"
+        )
 
 
 _tally: ContextVar[Tally | None] = ContextVar("pulp_tally", default=None)
@@ -57,11 +61,12 @@ def tally() -> Iterator[Tally]:
         _tally.reset(token)
 
 
-def _count(*, calls: int = 0, tasks: int = 0) -> None:
+def _count(*, calls: int = 0, tasks: int = 0, task_seconds: float = 0.0) -> None:
     counted = _tally.get()
     if counted is not None:
         counted.calls += calls
         counted.tasks += tasks
+        counted.task_seconds += task_seconds
 
 
 class PulpError(Exception):
@@ -155,7 +160,13 @@ class PulpApi:
 
     async def wait_task(self, task_href: str) -> Json:
         """Poll the task at a growing interval; a failed task or the time bound is an error."""
-        _count(tasks=1)
+        started = time.perf_counter()
+        try:
+            return await self._poll_task(task_href)
+        finally:
+            _count(tasks=1, task_seconds=time.perf_counter() - started)
+
+    async def _poll_task(self, task_href: str) -> Json:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._tasks.timeout_seconds
         interval = 0.05
