@@ -236,6 +236,7 @@ BACKLOG_ERRORS = """SELECT (payload->>'task_id')::int, payload->>'error' FROM ou
     WHERE routing_key = 'build_task.artifacts_stored' AND (payload->>'task_id')::int = ANY(:ids)
     AND payload->>'error' IS NOT NULL"""
 # Uploads and rpmbuild of the setup run this many at a time.
+PULP_CALLS_METRIC = "albs_pulp_request_duration_seconds_count"
 SETUP_PARALLEL = 4
 
 
@@ -247,6 +248,19 @@ async def bounded(limit: int, steps: Sequence[Awaitable[T]]) -> list[T]:
             return await step
 
     return await asyncio.gather(*(one(step) for step in steps))
+
+
+async def pulp_calls_so_far(client: httpx.AsyncClient) -> float | None:
+    """All Pulp HTTP calls of the artifacts process (its /metrics), task polls included."""
+    base = int(os.environ.get("ALBS_DEV_OPS_BASE", "9100"))
+    try:
+        answer = await client.get(f"http://127.0.0.1:{base + 1}/metrics")
+    except httpx.HTTPError:
+        return None
+    lines = answer.text.splitlines() if answer.is_success else []
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(PULP_CALLS_METRIC)
+    )
 
 
 async def upload_report(
@@ -291,6 +305,7 @@ async def backlog_phase(
         answer.raise_for_status()
         return time.perf_counter()
 
+    calls_before = await pulp_calls_so_far(client)
     first = time.perf_counter()
     answered = dict(
         zip(
@@ -314,6 +329,12 @@ async def backlog_phase(
     if len(stored) < count:
         raise SystemExit(f"only {len(stored)} of {count} reports stored in {args.backlog_limit} s")
     drain = max(stored.values()) - first
+    calls_after = await pulp_calls_so_far(client)
+    if calls_before is not None and calls_after is not None:
+        print(
+            f"  artifacts process: {(calls_after - calls_before) / count:.1f} Pulp HTTP calls "
+            "per report during the drain (task polls included, from its /metrics)"
+        )
     print(
         f"  {count} build_done sent in {max(answered.values()) - first:.2f} s; "
         f"load average at the start {load:.2f}, at the end {os.getloadavg()[0]:.2f}"

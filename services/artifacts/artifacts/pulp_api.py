@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from artifacts.pulp_tasks import TaskFailed, TaskWatcher
 from shared import metrics
 from shared.retry import retrying
 
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 API = "/pulp/api/v3"
 LOGIN = f"{API}/login/"
-FAILED_TASK_STATES = ("failed", "canceled", "skipped")
+TASKS = f"{API}/tasks/"
+TASK_FIELDS = "pulp_href,state,name,error,created_resources"
 # gunicorn (Pulp's API server) drops idle connections after 2 s; reusing one just then is
 # a ReadError, so idle connections are let go sooner.
 CONNECTION_LIMITS = httpx.Limits(max_connections=20, keepalive_expiry=1.0)
@@ -138,7 +140,10 @@ class PulpApi:
         self._retry = retry or RetryPolicy()
         self._tasks = tasks or TaskPolicy()
         self._client: httpx.AsyncClient | None = None
+        # Bounds the HTTP requests in flight, not the steps: a step waiting for its Pulp task
+        # holds no slot, so a backlog's tasks all reach Pulp's queue.
         self._slots = asyncio.Semaphore(concurrency)
+        self._watcher = TaskWatcher(self._tasks_named, self._tasks.poll_seconds)
         self._login_lock = asyncio.Lock()
         self._csrf: str | None = None
         self._basic_only = False
@@ -148,6 +153,7 @@ class PulpApi:
         self._http()
 
     async def close(self) -> None:
+        await self._watcher.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -167,30 +173,22 @@ class PulpApi:
             _count(tasks=1, task_seconds=time.perf_counter() - started)
 
     async def _poll_task(self, task_href: str) -> Json:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._tasks.timeout_seconds
-        interval = 0.05
-        state, label = "unknown", task_href
-        while True:
-            try:
-                task = await self._json("GET", task_href)
-            except Transient as exc:
-                log.warning("polling Pulp task %s: %s", task_href, exc)
-            else:
-                state = task["state"]
-                label = f"{task.get('name', '?').rsplit('.', 1)[-1]} ({task_href})"
-                if state == "completed":
-                    return task
-                if state in FAILED_TASK_STATES:
-                    raise task_failure(f"Pulp task {label} {state}", task.get("error") or {})
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise PulpError(
-                    f"Pulp task {label} did not finish within "
-                    f"{self._tasks.timeout_seconds:g} s (last state: {state})"
-                )
-            await asyncio.sleep(min(interval, remaining))
-            interval = min(interval * 1.5, self._tasks.poll_seconds)
+        timeout = self._tasks.timeout_seconds
+        try:
+            return await self._watcher.wait(task_href, timeout)
+        except TaskFailed as failed:
+            task = failed.task
+            label = f"{str(task.get('name', '?')).rsplit('.', 1)[-1]} ({task_href})"
+            raise task_failure(
+                f"Pulp task {label} {task['state']}", task.get("error") or {}
+            ) from None
+        except TimeoutError as exc:
+            raise PulpError(f"Pulp task {exc} did not finish within {timeout:g} s") from None
+
+    async def _tasks_named(self, hrefs: list[str]) -> list[Json]:
+        """The tasks with these hrefs, in one request (the watcher's poll)."""
+        params = {"pulp_href__in": ",".join(hrefs), "fields": TASK_FIELDS, "limit": len(hrefs)}
+        return list((await self._json("GET", TASKS, params=params))["results"])
 
     # HTTP
 
@@ -201,8 +199,7 @@ class PulpApi:
         async def once() -> T:
             nonlocal tries
             tries += 1
-            async with self._slots:
-                return await step()
+            return await step()
 
         policy = self._retry
         try:
@@ -252,9 +249,10 @@ class PulpApi:
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = await client.request(
-                method, path, json=json, params=params, headers=headers, auth=auth
-            )
+            async with self._slots:
+                response = await client.request(
+                    method, path, json=json, params=params, headers=headers, auth=auth
+                )
             outcome = _outcome(response.status_code)
             return response
         finally:
