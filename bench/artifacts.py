@@ -263,10 +263,21 @@ async def pulp_calls_so_far(client: httpx.AsyncClient) -> float | None:
     )
 
 
+async def upload_retried(pulp: httpx.AsyncClient, path: Path, attempts: int = 3) -> str:
+    """A commit task whose process died (a busy shared machine) is Pulp's trouble: again."""
+    for attempt in range(attempts):
+        try:
+            return await upload_artifact(pulp, path, chunk_size=64 * 1024)
+        except AssertionError as exc:
+            if "died unexpectedly" not in str(exc) or attempt + 1 == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def upload_report(
     pulp: httpx.AsyncClient, files: list[tuple[Path, str]]
 ) -> list[dict[str, str]]:
-    hrefs = [await upload_artifact(pulp, path, chunk_size=64 * 1024) for path, _ in files]
+    hrefs = [await upload_retried(pulp, path) for path, _ in files]
     return [
         {"name": path.name, "type": kind, "href": href}
         for (path, kind), href in zip(files, hrefs, strict=True)

@@ -113,6 +113,10 @@ def _session_rejected(response: httpx.Response) -> bool:
     )
 
 
+def _label(task: Json, task_href: str) -> str:
+    return f"{str(task.get('name') or '?').rsplit('.', 1)[-1]} ({task_href})"
+
+
 def _detail(response: httpx.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:300] or response.reason_phrase
@@ -178,12 +182,22 @@ class PulpApi:
             return await self._watcher.wait(task_href, timeout)
         except TaskFailed as failed:
             task = failed.task
-            label = f"{str(task.get('name', '?')).rsplit('.', 1)[-1]} ({task_href})"
             raise task_failure(
-                f"Pulp task {label} {task['state']}", task.get("error") or {}
+                f"Pulp task {_label(task, task_href)} {task['state']}", task.get("error") or {}
             ) from None
-        except TimeoutError as exc:
-            raise PulpError(f"Pulp task {exc} did not finish within {timeout:g} s") from None
+        except TimeoutError:
+            task = await self._last_seen(task_href)
+            raise PulpError(
+                f"Pulp task {_label(task, task_href)} did not finish within {timeout:g} s "
+                f"(last state: {task.get('state', 'unknown')})"
+            ) from None
+
+    async def _last_seen(self, task_href: str) -> Json:
+        """The task as Pulp sees it now, for an error message; {} if Pulp does not answer."""
+        try:
+            return await self._json("GET", task_href)
+        except (Transient, PulpError):
+            return {}
 
     async def _tasks_named(self, hrefs: list[str]) -> list[Json]:
         """The tasks with these hrefs, in one request (the watcher's poll)."""

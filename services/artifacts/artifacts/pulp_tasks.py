@@ -53,7 +53,7 @@ class TaskWatcher:
     _news: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait(self, href: str, limit_seconds: float) -> Json:
-        """The completed task; TaskFailed, or TimeoutError naming the last state seen."""
+        """The completed task; TaskFailed, or TimeoutError after `limit_seconds`."""
         waited = self._waited.get(href)
         if waited is None:
             waited = _Waited(asyncio.get_running_loop().create_future())
