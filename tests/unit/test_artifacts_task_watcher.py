@@ -95,3 +95,16 @@ async def test_the_polls_belong_to_no_units_tally() -> None:
     assert tasks.requests
     assert counted.calls == 0
     await watcher.close()
+
+
+async def test_closing_ends_the_waits_and_a_later_wait_starts_afresh() -> None:
+    tasks = FakeTasks()
+    tasks.states = {"/t/1/": "running", "/t/2/": "completed"}
+    watcher = TaskWatcher(tasks.fetch, max_interval=0.01)
+    waiting = asyncio.ensure_future(watcher.wait("/t/1/", 5))
+    await asyncio.sleep(0.03)
+    await watcher.close()
+    with pytest.raises(TimeoutError, match="closed"):
+        await waiting
+    assert (await watcher.wait("/t/2/", 5))["state"] == "completed"
+    await watcher.close()

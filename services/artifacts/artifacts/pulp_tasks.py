@@ -64,6 +64,8 @@ class TaskWatcher:
         try:
             return await asyncio.wait_for(asyncio.shield(waited.future), limit_seconds)
         except TimeoutError:
+            if waited.future.done():  # closed meanwhile: that error as it is
+                raise
             raise TimeoutError(f"{waited.name} ({href}), last state: {waited.state}") from None
         finally:
             waited.waiters -= 1
@@ -71,10 +73,17 @@ class TaskWatcher:
                 del self._waited[href]
 
     async def close(self) -> None:
+        """Stop polling; whoever still waits gets a TimeoutError at once. A later wait (in
+        this loop or another one) starts afresh."""
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+        for waited in self._waited.values():
+            if not waited.future.done():
+                waited.future.set_exception(TimeoutError(f"{waited.name}: the client was closed"))
+        self._waited.clear()
+        self._news = asyncio.Event()
 
     def _ensure_running(self) -> None:
         if self._runner is None or self._runner.done():
