@@ -169,7 +169,8 @@ class PulpApi:
     # Tasks
 
     async def wait_task(self, task_href: str) -> Json:
-        """Poll the task at a growing interval; a failed task or the time bound is an error."""
+        """Wait for the task (the watcher polls all of them together); a failed task or the
+        time bound is an error."""
         started = time.perf_counter()
         try:
             return await self._poll_task(task_href)
