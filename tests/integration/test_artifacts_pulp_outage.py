@@ -5,9 +5,11 @@ The outage is a loopback TCP proxy between the service and the shared local Pulp
 """
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,8 +36,16 @@ from tests.support.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.pulp
 
 # The issue asks for 30 s; the mechanism (refused connections, cut connections, retries
-# with backoff until a deadline) is the same for a shorter outage, which keeps CI fast.
-OUTAGE_SECONDS = 8.0
+# with backoff until a deadline) is the same for a shorter outage, which keeps the suite
+# fast. ALBS_TEST_PULP_OUTAGE_SECONDS=30 runs the issue's case, with the service's own
+# retry settings (backoff up to 10 s, deadline 300 s) instead of the short ones below.
+LONG_OUTAGE = os.environ.get("ALBS_TEST_PULP_OUTAGE_SECONDS")
+OUTAGE_SECONDS = float(LONG_OUTAGE or 8.0)
+SHORT_RETRIES: dict[str, Any] = {
+    "pulp_retry_backoff_seconds": 0.2,
+    "pulp_retry_max_delay_seconds": 1.0,
+    "pulp_retry_deadline_seconds": 60,
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +73,7 @@ async def artifacts_behind_proxy(
         pulp_user=pulp_server.user,
         pulp_password=pulp_server.password,
         pulp_timeout_seconds=5,
-        pulp_retry_backoff_seconds=0.2,
-        pulp_retry_max_delay_seconds=1.0,
-        pulp_retry_deadline_seconds=60,
+        **({} if LONG_OUTAGE else SHORT_RETRIES),
     ) as app:
         yield app
 

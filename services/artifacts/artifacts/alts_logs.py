@@ -37,7 +37,9 @@ async def prepare_test_log_repository(
     async with ctx.locks.hold(("test-logs", name)):
         if await seen_before(ctx.sessions, ctx.consumer, message_id):
             return
-        repo = await ctx.pulp.ensure_repository(TEST_LOG_REPO, name, publish=True)
+        # Nobody reads it before ALTS's first logs: autopublish publishes that version, and
+        # every tested package no longer costs an empty publication (a Pulp task).
+        repo = await ctx.pulp.ensure_repository(TEST_LOG_REPO, name, publish=False)
         async with unit_of_work(ctx.sessions) as session:
             if not await first_delivery(session, ctx.consumer, message_id):
                 return
@@ -71,7 +73,7 @@ async def file_test_logs(ctx: Context, message_id: str | None, event: TestTaskFi
         if not await _test_exists(ctx, event.test_task_id):  # its build was deleted
             await handle_once(ctx.sessions, ctx.consumer, message_id, _nothing)
             return
-        repo = await ctx.pulp.ensure_repository(TEST_LOG_REPO, name, publish=True)
+        repo = await ctx.pulp.ensure_repository(TEST_LOG_REPO, name, publish=False)
         units = [await ctx.pulp.ensure_file(entry.href, entry.name) for entry in event.logs]
         await ctx.pulp.add_content(repo.href, units)
         async with unit_of_work(ctx.sessions) as session:

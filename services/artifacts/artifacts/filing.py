@@ -93,7 +93,9 @@ class Filing:
         # Packages first: they gate three repositories, the logs only one.
         ordered = sorted(unique.items(), key=lambda item: item[1].type != "rpm")
         made = {key: asyncio.ensure_future(content_of(a)) for key, a in ordered}
-        log_repo = asyncio.ensure_future(self._log_repo())
+        # The log repository's modify needs only the repository, not its distribution.
+        log_href = asyncio.ensure_future(self._log_repo_href())
+        log_repo = asyncio.ensure_future(self._log_repo(log_href))
         by_repo: dict[str, list[tuple[str, ...]]] = defaultdict(list)
         for target, artifact in zip(self.targets, self.event.artifacts, strict=True):
             by_repo[target.repo_name].append(_content_key(artifact))
@@ -102,7 +104,7 @@ class Filing:
             units = await asyncio.gather(*(made[key] for key in keys))
             href = repo_hrefs.get(repo_name)
             if href is None:  # the log repository, made meanwhile
-                href = _made(await log_repo).href
+                href = _made(await log_href)
             await self._pulp.add_content(href, list(units))
 
         filed = [file_into(name, keys) for name, keys in by_repo.items()]
@@ -120,12 +122,20 @@ class Filing:
         ]
         self.packages = await self._pulp.package_nevras(rpms) if rpms else {}
 
-    async def _log_repo(self) -> PulpRepo | None:
+    def _log_repo_name(self) -> str | None:
+        return next((t.repo_name for t in self.targets if t.is_log), None)
+
+    async def _log_repo_href(self) -> str | None:
+        name = self._log_repo_name()
+        return None if name is None else await self._pulp.create_repository(LOG_REPO, name)
+
+    async def _log_repo(self, href: Awaitable[str | None]) -> PulpRepo | None:
         """The task's log repository; no publication until its first version (autopublish)."""
-        names = [t.repo_name for t in self.targets if t.is_log]
-        if not names:
+        name, repo_href = self._log_repo_name(), await href
+        if name is None or repo_href is None:
             return None
-        return await self._pulp.ensure_repository(LOG_REPO, names[0], publish=False)
+        base_url = await self._pulp.ensure_distribution(LOG_REPO, name, repo_href)
+        return PulpRepo(name=name, href=repo_href, base_url=base_url)
 
     async def _content_maker(
         self, artifacts: list[ReportedArtifact]
@@ -175,10 +185,10 @@ def _nevra_columns(package: Json | None) -> dict[str, Any]:
     }
 
 
-def _made(repo: PulpRepo | None) -> PulpRepo:
-    if repo is None:
+def _made(repo_href: str | None) -> str:
+    if repo_href is None:
         raise FilingError("a log was reported but no log repository was planned")
-    return repo
+    return repo_href
 
 
 def _content_key(artifact: ReportedArtifact) -> tuple[str, ...]:

@@ -79,6 +79,20 @@ class PulpClient(PulpApi):
             lambda: self._ensure_repository(kind, name, publish=publish),
         )
 
+    async def create_repository(self, kind: RepoKind, name: str) -> str:
+        """The repository `name` (autopublish), without its distribution; its href."""
+        return await self._step(
+            f"creating Pulp repository {name!r}",
+            lambda: self._find_or_create_repository(kind, name),
+        )
+
+    async def ensure_distribution(self, kind: RepoKind, name: str, repo_href: str) -> str:
+        """The distribution serving the repository `name`; its base URL."""
+        return await self._step(
+            f"distributing Pulp repository {name!r}",
+            lambda: self._ensure_distribution(kind, name, repo_href),
+        )
+
     async def delete_repository(self, repo_href: str) -> None:
         """Delete the repository and every distribution of it; already gone is fine."""
         href = self._own_path(repo_href, f"{API}/repositories/", "repository")
@@ -193,7 +207,8 @@ class PulpClient(PulpApi):
             lambda: self._modify(repo_href, {"remove_content_units": units}),
         )
 
-    # The steps themselves (never call a public method from here: slots do not nest)
+    # The steps themselves (never call a public method from here: a step in a step would
+    # multiply the retries)
 
     async def _ensure_repository(self, kind: RepoKind, name: str, *, publish: bool) -> PulpRepo:
         repo_href = await self._find_or_create_repository(kind, name)
@@ -208,16 +223,15 @@ class PulpClient(PulpApi):
         return PulpRepo(name=name, href=repo_href, base_url=str(outcomes[0]))
 
     async def _find_or_create_repository(self, kind: RepoKind, name: str) -> str:
-        found = await self._find_one(kind.repositories, name=name)
+        """Created first (the name is new but for a retry or a redelivery): one request."""
+        body = {"name": name, "autopublish": True}
+        response = await self._call("POST", kind.repositories, json=body)
+        found = None
+        if response.status_code == 400:
+            # The name is taken: by an earlier try of this step, or a concurrent one.
+            found = await self._find_one(kind.repositories, name=name)
         if found is None:
-            response = await self._call(
-                "POST", kind.repositories, json={"name": name, "autopublish": True}
-            )
-            if response.status_code == 400:
-                # Most often a concurrent creation of the same name: take that one.
-                found = await self._find_one(kind.repositories, name=name)
-            if found is None:
-                found = self._checked("POST", kind.repositories, response)
+            found = self._checked("POST", kind.repositories, response)
         return str(found["pulp_href"])
 
     async def _ensure_publication(self, kind: RepoKind, repo_href: str) -> None:
@@ -228,22 +242,22 @@ class PulpClient(PulpApi):
 
     async def _ensure_distribution(self, kind: RepoKind, name: str, repo_href: str) -> str:
         distro_name = f"{name}-distro"
-        found = await self._find_one(kind.distributions, name=distro_name)
-        if found is None:
-            body = {
-                "name": distro_name,
-                "base_path": f"{kind.base_path}/{name}",
-                "repository": repo_href,
-            }
-            try:
-                task = await self.wait_task(
-                    (await self._json("POST", kind.distributions, json=body))["task"]
-                )
-                found = await self._json("GET", task["created_resources"][0])
-            except PulpError:
-                found = await self._find_one(kind.distributions, name=distro_name)
-                if found is None:
-                    raise
+        body = {
+            "name": distro_name,
+            "base_path": f"{kind.base_path}/{name}",
+            "repository": repo_href,
+        }
+        # Created first, as the repository: a name already taken is a 400 at once.
+        found: Json | None
+        try:
+            task = await self.wait_task(
+                (await self._json("POST", kind.distributions, json=body))["task"]
+            )
+            found = await self._json("GET", task["created_resources"][0])
+        except PulpError:
+            found = await self._find_one(kind.distributions, name=distro_name)
+            if found is None:
+                raise
         if found.get("repository") != repo_href:
             patched = await self._json("PATCH", found["pulp_href"], json={"repository": repo_href})
             await self.wait_task(patched["task"])

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from artifacts.pulp_tasks import TaskFailed, TaskWatcher
 from shared import metrics
 from shared.retry import retrying
 
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 API = "/pulp/api/v3"
 LOGIN = f"{API}/login/"
-FAILED_TASK_STATES = ("failed", "canceled", "skipped")
+TASKS = f"{API}/tasks/"
+TASK_FIELDS = "pulp_href,state,name,error,created_resources"
 # gunicorn (Pulp's API server) drops idle connections after 2 s; reusing one just then is
 # a ReadError, so idle connections are let go sooner.
 CONNECTION_LIMITS = httpx.Limits(max_connections=20, keepalive_expiry=1.0)
@@ -34,13 +36,17 @@ Json = dict[str, Any]
 
 @dataclass
 class Tally:
-    """Pulp HTTP calls and Pulp tasks waited for, by one unit of work (a report, a build)."""
+    """Pulp HTTP calls and Pulp tasks waited for, by one unit of work (a report, a build);
+    `task_seconds` adds up the waits of all its tasks (overlapping waits count each)."""
 
     calls: int = 0
     tasks: int = 0
+    task_seconds: float = 0.0
 
     def __str__(self) -> str:
-        return f"{self.calls} Pulp calls, {self.tasks} Pulp tasks"
+        return (
+            f"{self.calls} Pulp calls, {self.tasks} Pulp tasks, {self.task_seconds:.2f} s on tasks"
+        )
 
 
 _tally: ContextVar[Tally | None] = ContextVar("pulp_tally", default=None)
@@ -57,11 +63,12 @@ def tally() -> Iterator[Tally]:
         _tally.reset(token)
 
 
-def _count(*, calls: int = 0, tasks: int = 0) -> None:
+def _count(*, calls: int = 0, tasks: int = 0, task_seconds: float = 0.0) -> None:
     counted = _tally.get()
     if counted is not None:
         counted.calls += calls
         counted.tasks += tasks
+        counted.task_seconds += task_seconds
 
 
 class PulpError(Exception):
@@ -106,6 +113,10 @@ def _session_rejected(response: httpx.Response) -> bool:
     )
 
 
+def _label(task: Json, task_href: str) -> str:
+    return f"{str(task.get('name') or '?').rsplit('.', 1)[-1]} ({task_href})"
+
+
 def _detail(response: httpx.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:300] or response.reason_phrase
@@ -133,7 +144,10 @@ class PulpApi:
         self._retry = retry or RetryPolicy()
         self._tasks = tasks or TaskPolicy()
         self._client: httpx.AsyncClient | None = None
+        # Bounds the HTTP requests in flight, not the steps: a step waiting for its Pulp task
+        # holds no slot, so a backlog's tasks all reach Pulp's queue.
         self._slots = asyncio.Semaphore(concurrency)
+        self._watcher = TaskWatcher(self._tasks_named, self._tasks.poll_seconds)
         self._login_lock = asyncio.Lock()
         self._csrf: str | None = None
         self._basic_only = False
@@ -143,6 +157,7 @@ class PulpApi:
         self._http()
 
     async def close(self) -> None:
+        await self._watcher.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -154,32 +169,41 @@ class PulpApi:
     # Tasks
 
     async def wait_task(self, task_href: str) -> Json:
-        """Poll the task at a growing interval; a failed task or the time bound is an error."""
-        _count(tasks=1)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._tasks.timeout_seconds
-        interval = 0.05
-        state, label = "unknown", task_href
-        while True:
-            try:
-                task = await self._json("GET", task_href)
-            except Transient as exc:
-                log.warning("polling Pulp task %s: %s", task_href, exc)
-            else:
-                state = task["state"]
-                label = f"{task.get('name', '?').rsplit('.', 1)[-1]} ({task_href})"
-                if state == "completed":
-                    return task
-                if state in FAILED_TASK_STATES:
-                    raise task_failure(f"Pulp task {label} {state}", task.get("error") or {})
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise PulpError(
-                    f"Pulp task {label} did not finish within "
-                    f"{self._tasks.timeout_seconds:g} s (last state: {state})"
-                )
-            await asyncio.sleep(min(interval, remaining))
-            interval = min(interval * 1.5, self._tasks.poll_seconds)
+        """Wait for the task (the watcher polls all of them together); a failed task or the
+        time bound is an error."""
+        started = time.perf_counter()
+        try:
+            return await self._poll_task(task_href)
+        finally:
+            _count(tasks=1, task_seconds=time.perf_counter() - started)
+
+    async def _poll_task(self, task_href: str) -> Json:
+        timeout = self._tasks.timeout_seconds
+        try:
+            return await self._watcher.wait(task_href, timeout)
+        except TaskFailed as failed:
+            task = failed.task
+            raise task_failure(
+                f"Pulp task {_label(task, task_href)} {task['state']}", task.get("error") or {}
+            ) from None
+        except TimeoutError:
+            task = await self._last_seen(task_href)
+            raise PulpError(
+                f"Pulp task {_label(task, task_href)} did not finish within {timeout:g} s "
+                f"(last state: {task.get('state', 'unknown')})"
+            ) from None
+
+    async def _last_seen(self, task_href: str) -> Json:
+        """The task as Pulp sees it now, for an error message; {} if Pulp does not answer."""
+        try:
+            return await self._json("GET", task_href)
+        except (Transient, PulpError):
+            return {}
+
+    async def _tasks_named(self, hrefs: list[str]) -> list[Json]:
+        """The tasks with these hrefs, in one request (the watcher's poll)."""
+        params = {"pulp_href__in": ",".join(hrefs), "fields": TASK_FIELDS, "limit": len(hrefs)}
+        return list((await self._json("GET", TASKS, params=params))["results"])
 
     # HTTP
 
@@ -190,8 +214,7 @@ class PulpApi:
         async def once() -> T:
             nonlocal tries
             tries += 1
-            async with self._slots:
-                return await step()
+            return await step()
 
         policy = self._retry
         try:
@@ -241,9 +264,10 @@ class PulpApi:
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = await client.request(
-                method, path, json=json, params=params, headers=headers, auth=auth
-            )
+            async with self._slots:
+                response = await client.request(
+                    method, path, json=json, params=params, headers=headers, auth=auth
+                )
             outcome = _outcome(response.status_code)
             return response
         finally:

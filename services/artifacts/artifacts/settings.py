@@ -24,8 +24,10 @@ class ArtifactsSettings(CommonSettings):
     pulp_retry_backoff_seconds: float = Field(default=0.5, ge=0)
     pulp_retry_max_delay_seconds: float = Field(default=10.0, ge=0)
     pulp_retry_deadline_seconds: float = Field(default=300.0, gt=0)
-    # Pulp tasks are polled at a growing interval up to this, and abandoned after the timeout.
+    # Pulp tasks are polled (all in one request) at a growing interval up to this, and
+    # abandoned after the timeout.
     pulp_task_poll_seconds: float = Field(default=0.3, gt=0)
     pulp_task_timeout_seconds: float = Field(default=600.0, gt=0)
-    # How many Pulp steps one event may run at once (the worker count of Pulp is the real limit).
+    # HTTP requests to Pulp in flight per process (Pulp's API runs two gunicorn workers); a
+    # step waiting for its Pulp task holds none, and one watcher polls all the tasks waited for.
     pulp_concurrency: int = Field(default=4, ge=1)
