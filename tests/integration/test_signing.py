@@ -41,6 +41,7 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.pulp, pytest.mark.usefixtures("artifacts_service")]
 
 ARCH = "riscv64"  # no other test builds it: a build node here claims only these builds' tasks
+ARCH2 = "loongarch64"  # nor this one
 KEYS = "/api/v1/sign-keys"
 TASKS = "/api/v1/sign-tasks"
 PULP_WAIT = 180.0
@@ -72,7 +73,7 @@ async def people(
     admin = bearer(await make_token("sign-admin", admin=True))
     listed = (await api.get("/api/v1/platforms/", headers=admin)).json()
     if platform not in {p["name"] for p in listed}:
-        await create_platform(api, admin, platform_body(platform, [ARCH]))
+        await create_platform(api, admin, platform_body(platform, [ARCH, ARCH2]))
     return {
         "admin": admin,
         "owner": bearer(await make_token("sign-owner")),
@@ -120,38 +121,26 @@ def finished_build(
     """`await finished_build(label)`: a build through the real path: its repositories made
     by the artifacts service, its task built by a node that uploads real RPMs, filed, done."""
 
-    async def make(label: str, *, with_rpms: bool = True, status: str = "done") -> int:
+    async def make(
+        label: str,
+        *,
+        with_rpms: bool = True,
+        status: str = "done",
+        arches: tuple[str, ...] = (ARCH,),
+    ) -> int:
         body = {
-            "platforms": [{"name": platform, "arch_list": [ARCH]}],
+            "platforms": [{"name": platform, "arch_list": list(arches)}],
             "tasks": [{"url": f"https://g.example.org/{label}.git"}],
         }
         build_id = int((await submit_build(api, people["owner"], body))["id"])
-
-        async def claimed() -> dict[str, Any] | None:
-            answer = await api.request(
-                "GET",
-                "/api/v1/build_node/get_task",
-                json={"supported_arches": [ARCH]},
-                headers=people["node"],
-            )
-            task: dict[str, Any] | None = answer.json()
-            return task
-
-        task = await eventually(claimed, timeout=PULP_WAIT, every=0.3)
-        assert task is not None
-        artifacts = []
-        if with_rpms:
-            packages = rpms(name=f"albs-sign-{label}", arch=ARCH)
-            async with pulp_server.node_client() as client:
-                for path in packages.all:
-                    href = await upload_artifact(client, path)
-                    artifacts.append({"name": path.name, "type": "rpm", "href": href})
-        done = await api.post(
-            "/api/v1/build_node/build_done",
-            json={"task_id": task["id"], "status": status, "artifacts": artifacts},
-            headers=people["node"],
-        )
-        assert done.status_code == 200, done.text
+        noarch: Path | None = None  # every arch files the first arch's noarch bytes
+        for arch in arches:
+            packages = rpms(name=f"albs-sign-{label}", arch=arch) if with_rpms else None
+            files = [] if packages is None else packages.all
+            if packages is not None and noarch is not None:
+                files = [noarch if path == packages.noarch else path for path in files]
+            noarch = noarch or (packages.noarch if packages is not None else None)
+            await build_task_done(arch, files, status)
 
         async def finished() -> bool:
             async with sessions() as session:
@@ -160,6 +149,31 @@ def finished_build(
 
         await eventually(finished, timeout=PULP_WAIT, every=0.3)
         return build_id
+
+    async def build_task_done(arch: str, files: list[Path], status: str) -> None:
+        async def claimed() -> dict[str, Any] | None:
+            answer = await api.request(
+                "GET",
+                "/api/v1/build_node/get_task",
+                json={"supported_arches": [arch]},
+                headers=people["node"],
+            )
+            task: dict[str, Any] | None = answer.json()
+            return task
+
+        task = await eventually(claimed, timeout=PULP_WAIT, every=0.3)
+        assert task is not None
+        artifacts = []
+        async with pulp_server.node_client() as client:
+            for path in files:
+                href = await upload_artifact(client, path)
+                artifacts.append({"name": path.name, "type": "rpm", "href": href})
+        done = await api.post(
+            "/api/v1/build_node/build_done",
+            json={"task_id": task["id"], "status": status, "artifacts": artifacts},
+            headers=people["node"],
+        )
+        assert done.status_code == 200, done.text
 
     return make
 
@@ -702,3 +716,41 @@ async def test_a_waiting_or_claimed_task_is_canceled_and_the_build_can_be_signed
     finished = await cancel(api, people["owner"], task["id"])
     assert finished.status_code == 409
     assert await is_signed(sessions, build_id)
+
+
+async def test_byte_identical_files_reported_with_one_artifact_href_are_placed_in_each_repository(
+    api: httpx.AsyncClient,
+    people: dict[str, dict[str, str]],
+    sign_key: dict[str, Any],
+    gpg_key: GpgKey,
+    finished_build: FinishedBuild,
+    pulp_server: PulpServer,
+    sessions: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    """SIGNING.md §8, seen with the real node: the same noarch file in two arch repositories
+    is two entries; signed in the same second they come out identical, the node's upload finds
+    the first one's artifact by sha256 and reports one href for both."""
+    build_id = await finished_build("twins", arches=(ARCH, ARCH2))
+    signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
+    await queue_task(api, people["owner"], build_id, sign_key["id"])
+    task = await signer.poll()
+    assert len(task["packages"]) == 7  # one source entry for both arches' source RPMs
+    twins = [p for p in task["packages"] if p["name"].endswith(".noarch.rpm")]
+    assert [p["arch"] for p in twins] == [ARCH, ARCH2]
+    report = await signer.sign(task)
+    shared = next(p["href"] for p in report["packages"] if p["id"] == twins[0]["id"])
+    for package in report["packages"]:
+        if package["id"] == twins[1]["id"]:
+            package["href"] = shared
+    assert (await signer.report(task["id"], report))[0].json() == {"success": True}
+    await wait_status(sessions, task["id"], SignTaskStatus.COMPLETED)
+    assert await is_signed(sessions, build_id)
+    served: list[bytes] = []
+    for repo in await rpm_repos(sessions, build_id):
+        served += [
+            b for name, b in (await served_packages(repo.url)).items() if name == twins[0]["name"]
+        ]
+    assert len(served) == 2
+    assert served[0] == served[1]
+    assert hashlib.sha256(served[0]).hexdigest() == signer.signed_checksums_of(twins[0]["id"])

@@ -164,5 +164,8 @@ class SignNode:
         }
         return [first, await self.complete(task_id, failure)]
 
+    def signed_checksums_of(self, package_id: int) -> str:
+        return sha256_of(self.signed[package_id])
+
     def signed_checksums(self) -> set[str]:
         return {sha256_of(path) for path in self.signed.values()}
