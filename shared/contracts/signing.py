@@ -162,11 +162,17 @@ class CompleteSignTask(WireModel):
     report: SignTaskComplete
 
 
+class CancelSignTask(WireModel):
+    actor: Actor
+    task_id: int
+
+
 CREATE_SIGN_KEY = RpcSpec("signing.create_key", CreateSignKey, SignKeyOut)
 UPDATE_SIGN_KEY = RpcSpec("signing.update_key", UpdateSignKey, SignKeyOut)
 CREATE_SIGN_TASK = RpcSpec("signing.create_task", CreateSignTask, SignTaskOut)
 GET_SIGN_TASK = RpcSpec("signing.get_sign_task", ClaimSignTask, ClaimedSignTask)
 COMPLETE_SIGN_TASK = RpcSpec("signing.complete", CompleteSignTask, CompleteReply)
+CANCEL_SIGN_TASK = RpcSpec("signing.cancel", CancelSignTask, SignTaskOut)
 
 
 class SignTaskCreated(Event):

@@ -30,6 +30,7 @@ from shared.contracts.gitea import TagPushed
 from shared.contracts.messages import Event, RpcSpec
 from shared.contracts.platforms import CREATE_PLATFORM, MODIFY_PLATFORM
 from shared.contracts.signing import (
+    CANCEL_SIGN_TASK,
     COMPLETE_SIGN_TASK,
     CREATE_SIGN_KEY,
     CREATE_SIGN_TASK,
@@ -85,6 +86,7 @@ RPCS: tuple[RpcSpec[Any, Any], ...] = (
     CREATE_SIGN_TASK,
     GET_SIGN_TASK,
     COMPLETE_SIGN_TASK,
+    CANCEL_SIGN_TASK,
     REPORT_TEST_RESULT,
     RESTART_TESTS,
     CREATE_DISTRIBUTION,

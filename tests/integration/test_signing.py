@@ -26,10 +26,12 @@ from shared.db.models import (
     SignTask,
     SignTaskStatus,
     UserKind,
+    build_repo,
 )
 from shared.db.session import SessionFactory, unit_of_work
 from tests.support.artifacts import repo_content, served_packages, unique_platform
 from tests.support.builds import create_platform, platform_body, submit_build
+from tests.support.events import EventTap
 from tests.support.pulp_node import PulpServer, upload_artifact
 from tests.support.rpms import RpmFactory
 from tests.support.sign_node import GpgKey, SignNode, make_gpg_key, signature_key
@@ -39,6 +41,7 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.pulp, pytest.mark.usefixtures("artifacts_service")]
 
 ARCH = "riscv64"  # no other test builds it: a build node here claims only these builds' tasks
+ARCH2 = "loongarch64"  # nor this one
 KEYS = "/api/v1/sign-keys"
 TASKS = "/api/v1/sign-tasks"
 PULP_WAIT = 180.0
@@ -70,7 +73,7 @@ async def people(
     admin = bearer(await make_token("sign-admin", admin=True))
     listed = (await api.get("/api/v1/platforms/", headers=admin)).json()
     if platform not in {p["name"] for p in listed}:
-        await create_platform(api, admin, platform_body(platform, [ARCH]))
+        await create_platform(api, admin, platform_body(platform, [ARCH, ARCH2]))
     return {
         "admin": admin,
         "owner": bearer(await make_token("sign-owner")),
@@ -118,38 +121,26 @@ def finished_build(
     """`await finished_build(label)`: a build through the real path: its repositories made
     by the artifacts service, its task built by a node that uploads real RPMs, filed, done."""
 
-    async def make(label: str, *, with_rpms: bool = True, status: str = "done") -> int:
+    async def make(
+        label: str,
+        *,
+        with_rpms: bool = True,
+        status: str = "done",
+        arches: tuple[str, ...] = (ARCH,),
+    ) -> int:
         body = {
-            "platforms": [{"name": platform, "arch_list": [ARCH]}],
+            "platforms": [{"name": platform, "arch_list": list(arches)}],
             "tasks": [{"url": f"https://g.example.org/{label}.git"}],
         }
         build_id = int((await submit_build(api, people["owner"], body))["id"])
-
-        async def claimed() -> dict[str, Any] | None:
-            answer = await api.request(
-                "GET",
-                "/api/v1/build_node/get_task",
-                json={"supported_arches": [ARCH]},
-                headers=people["node"],
-            )
-            task: dict[str, Any] | None = answer.json()
-            return task
-
-        task = await eventually(claimed, timeout=PULP_WAIT, every=0.3)
-        assert task is not None
-        artifacts = []
-        if with_rpms:
-            packages = rpms(name=f"albs-sign-{label}", arch=ARCH)
-            async with pulp_server.node_client() as client:
-                for path in packages.all:
-                    href = await upload_artifact(client, path)
-                    artifacts.append({"name": path.name, "type": "rpm", "href": href})
-        done = await api.post(
-            "/api/v1/build_node/build_done",
-            json={"task_id": task["id"], "status": status, "artifacts": artifacts},
-            headers=people["node"],
-        )
-        assert done.status_code == 200, done.text
+        noarch: Path | None = None  # every arch files the first arch's noarch bytes
+        for arch in arches:
+            packages = rpms(name=f"albs-sign-{label}", arch=arch) if with_rpms else None
+            files = [] if packages is None else packages.all
+            if packages is not None and noarch is not None:
+                files = [noarch if path == packages.noarch else path for path in files]
+            noarch = noarch or (packages.noarch if packages is not None else None)
+            await build_task_done(arch, files, status)
 
         async def finished() -> bool:
             async with sessions() as session:
@@ -158,6 +149,31 @@ def finished_build(
 
         await eventually(finished, timeout=PULP_WAIT, every=0.3)
         return build_id
+
+    async def build_task_done(arch: str, files: list[Path], status: str) -> None:
+        async def claimed() -> dict[str, Any] | None:
+            answer = await api.request(
+                "GET",
+                "/api/v1/build_node/get_task",
+                json={"supported_arches": [arch]},
+                headers=people["node"],
+            )
+            task: dict[str, Any] | None = answer.json()
+            return task
+
+        task = await eventually(claimed, timeout=PULP_WAIT, every=0.3)
+        assert task is not None
+        artifacts = []
+        async with pulp_server.node_client() as client:
+            for path in files:
+                href = await upload_artifact(client, path)
+                artifacts.append({"name": path.name, "type": "rpm", "href": href})
+        done = await api.post(
+            "/api/v1/build_node/build_done",
+            json={"task_id": task["id"], "status": status, "artifacts": artifacts},
+            headers=people["node"],
+        )
+        assert done.status_code == 200, done.text
 
     return make
 
@@ -178,6 +194,16 @@ async def create_task(
     return await api.post(
         f"{TASKS}/", json={"build_id": build_id, "sign_key_id": key_id}, headers=who
     )
+
+
+async def queue_task(
+    api: httpx.AsyncClient, who: dict[str, str], build_id: int, key_id: int
+) -> dict[str, Any]:
+    """A sign task that must be accepted; the task as the API shows it."""
+    answer = await create_task(api, who, build_id, key_id)
+    assert answer.status_code == 200, answer.text
+    task: dict[str, Any] = answer.json()
+    return task
 
 
 async def tasks_of(api: httpx.AsyncClient, who: dict[str, str], build_id: int) -> list[Any]:
@@ -210,8 +236,6 @@ async def is_signed(sessions: SessionFactory, build_id: int) -> bool:
 
 
 async def rpm_repos(sessions: SessionFactory, build_id: int) -> list[Repository]:
-    from shared.db.models import build_repo
-
     async with sessions() as session:
         rows = await session.scalars(
             select(Repository)
@@ -240,14 +264,13 @@ async def test_a_build_is_signed_after_a_failed_attempt_and_its_repositories_ser
     assert await signer.poll(["0000000000000000"]) == {}  # a key nobody uses
 
     # First attempt: the node fails; the failure is shown and a Re-sign is allowed.
-    created = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert created.status_code == 200, created.text
-    assert created.json()["status"] == SignTaskStatus.IDLE
-    assert created.json()["sign_key"] == sign_key
+    created = await queue_task(api, people["owner"], build_id, sign_key["id"])
+    assert created["status"] == SignTaskStatus.IDLE
+    assert created["sign_key"] == sign_key
     again = await create_task(api, people["owner"], build_id, sign_key["id"])
     assert again.status_code == 409, again.text
     first = await signer.poll()
-    assert first["id"] == created.json()["id"]
+    assert first["id"] == created["id"]
     failure = {"build_id": build_id, "success": False, "error_message": "Traceback: no agent"}
     answer = await signer.complete(first["id"], failure)
     assert (answer.status_code, answer.json()) == (200, {"success": True})
@@ -259,12 +282,11 @@ async def test_a_build_is_signed_after_a_failed_attempt_and_its_repositories_ser
     assert not await is_signed(sessions, build_id)
 
     # Re-sign: claimed, signed with rpmsign, uploaded in chunks, completed.
-    retry = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert retry.status_code == 200, retry.text
+    retry = await queue_task(api, people["owner"], build_id, sign_key["id"])
     task = await signer.poll()
     assert await signer.poll() == {}  # nothing else waits for this key
     assert (task["id"], task["build_id"], task["keyid"]) == (
-        retry.json()["id"],
+        retry["id"],
         build_id,
         gpg_key.keyid,
     )
@@ -357,8 +379,7 @@ async def test_an_abandoned_task_is_requeued_after_its_lease_and_the_lost_holder
     tmp_path: Path,
 ) -> None:
     build_id = await finished_build("lease")
-    created = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert created.status_code == 200, created.text
+    created = await queue_task(api, people["owner"], build_id, sign_key["id"])
     a = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
     b = node(api, people["signer_b"], pulp_server, gpg_key, tmp_path)
 
@@ -366,7 +387,7 @@ async def test_an_abandoned_task_is_requeued_after_its_lease_and_the_lost_holder
     answers = await asyncio.gather(*(n.poll() for n in (a, b) * 5))
     claimed = [answer for answer in answers if answer]
     assert len(claimed) == 1
-    assert claimed[0]["id"] == created.json()["id"]
+    assert claimed[0]["id"] == created["id"]
     holder, other = (a, b) if answers.index(claimed[0]) % 2 == 0 else (b, a)
     task = claimed[0]
 
@@ -414,15 +435,10 @@ async def test_a_task_with_nothing_left_to_sign_fails_visibly(
 
     build_id = await finished_build("vanished")
     signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
-    abandoned = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert abandoned.status_code == 200, abandoned.text
+    await queue_task(api, people["owner"], build_id, sign_key["id"])
     task = await signer.poll()
-    async with unit_of_work(sessions) as session:  # its last attempt's lease ran out
-        await session.execute(
-            update(SignTask)
-            .where(SignTask.id == task["id"])
-            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
+    await expire_sign_lease(sessions, task["id"])  # its last attempt's lease ran out
+    async with unit_of_work(sessions) as session:
         assert await requeue_expired_sign_tasks(session, max_attempts=1) >= 1
     row = await task_row(sessions, task["id"])
     assert row.status == SignTaskStatus.FAILED
@@ -431,15 +447,14 @@ async def test_a_task_with_nothing_left_to_sign_fails_visibly(
     late = await signer.complete(task["id"], {"build_id": build_id, "success": False})
     assert late.status_code == 409, late.text
 
-    created = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert created.status_code == 200, created.text
+    created = await queue_task(api, people["owner"], build_id, sign_key["id"])
     async with unit_of_work(sessions) as session:  # as if its repositories had lost them all
         tasks = select(BuildTask.id).where(BuildTask.build_id == build_id)
         await session.execute(
             update(BuildArtifact).where(BuildArtifact.build_task_id.in_(tasks)).values(href=None)
         )
     assert await signer.poll() == {}
-    row = await task_row(sessions, created.json()["id"])
+    row = await task_row(sessions, created["id"])
     assert row.status == SignTaskStatus.FAILED
     assert row.error_message
     assert "no RPMs" in row.error_message
@@ -549,8 +564,7 @@ async def test_a_swap_pulp_refuses_fails_the_task_and_a_restart_after_signing_un
 ) -> None:
     build_id = await finished_build("restart", status="failed")  # failed, with its RPMs
     signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
-    first = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert first.status_code == 200, first.text
+    await queue_task(api, people["owner"], build_id, sign_key["id"])
     task = await signer.poll()
     bogus = {
         "build_id": build_id,
@@ -567,8 +581,7 @@ async def test_a_swap_pulp_refuses_fails_the_task_and_a_restart_after_signing_un
     assert (await signer.complete(task["id"], bogus)).json() == {"success": True}  # same report
     assert not await is_signed(sessions, build_id)
 
-    second = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert second.status_code == 200, second.text
+    await queue_task(api, people["owner"], build_id, sign_key["id"])
     task = await signer.poll()
     done = await signer.complete(task["id"], await signer.sign(task))
     assert done.status_code == 200, done.text
@@ -611,10 +624,9 @@ async def test_files_signed_with_another_key_fail_the_task_and_change_nothing(
     build_id = await finished_build("impostor")
     other_key = make_gpg_key(tmp_path / "other-gnupg", name="Not The Registered Key")
     impostor = node(api, people["signer"], pulp_server, other_key, tmp_path)
-    created = await create_task(api, people["owner"], build_id, sign_key["id"])
-    assert created.status_code == 200, created.text
+    created = await queue_task(api, people["owner"], build_id, sign_key["id"])
     task = await impostor.poll([gpg_key.keyid])
-    assert task["id"] == created.json()["id"]
+    assert task["id"] == created["id"]
     before = await artifact_hrefs(sessions, build_id)
     report = await impostor.sign(task)
     answer = await impostor.complete(task["id"], report)
@@ -635,3 +647,110 @@ async def artifact_hrefs(sessions: SessionFactory, build_id: int) -> dict[int, s
             .where(BuildTask.build_id == build_id)
         )
         return {row[0]: row[1] for row in rows}
+
+
+async def cancel(api: httpx.AsyncClient, who: dict[str, str], task_id: int) -> httpx.Response:
+    return await api.post(f"{TASKS}/{task_id}/cancel/", headers=who)
+
+
+async def test_a_waiting_or_claimed_task_is_canceled_and_the_build_can_be_signed_again(
+    api: httpx.AsyncClient,
+    people: dict[str, dict[str, str]],
+    sign_key: dict[str, Any],
+    gpg_key: GpgKey,
+    finished_build: FinishedBuild,
+    pulp_server: PulpServer,
+    sessions: SessionFactory,
+    event_tap: EventTap,
+    tmp_path: Path,
+) -> None:
+    """SIGNING.md §5.2: an explicit cancel; the holder's late report changes nothing and the
+    node's follow-up failure report (§4.6) is answered so that the node keeps running."""
+    build_id = await finished_build("cancel")
+    signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
+    waiting = await queue_task(api, people["owner"], build_id, sign_key["id"])
+    assert (await cancel(api, people["other"], waiting["id"])).status_code == 403
+    assert (await cancel(api, people["signer"], waiting["id"])).status_code == 403
+    assert (await cancel(api, people["owner"], 999_999)).status_code == 404
+    canceled = await cancel(api, people["owner"], waiting["id"])
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json() == {
+        **waiting,
+        "status": SignTaskStatus.FAILED,
+        "error_message": "Canceled by sign-owner.",
+    }
+    assert await signer.poll() == {}  # a canceled task is never handed out
+    again = await cancel(api, people["owner"], waiting["id"])
+    assert again.status_code == 409
+    assert "already finished" in again.json()["detail"]
+
+    # Re-sign; an administrator cancels it while the node holds it.
+    claimed = await queue_task(api, people["owner"], build_id, sign_key["id"])
+    task = await signer.poll()
+    assert task["id"] == claimed["id"]
+    before = await artifact_hrefs(sessions, build_id)
+    by_admin = await cancel(api, people["admin"], task["id"])
+    assert by_admin.status_code == 200, by_admin.text
+    assert by_admin.json()["error_message"] == "Canceled by sign-admin."
+    late, follow_up = await signer.report(task["id"], await signer.sign(task))
+    assert late.status_code == 409, late.text
+    assert "canceled by sign-admin" in late.json()["detail"]
+    assert (follow_up.status_code, follow_up.json()) == (200, {"success": True})
+    row = await task_row(sessions, task["id"])
+    assert (row.status, row.error_message) == (SignTaskStatus.FAILED, "Canceled by sign-admin.")
+    assert not await is_signed(sessions, build_id)
+    assert await artifact_hrefs(sessions, build_id) == before  # nothing was swapped
+    failed = await event_tap.settled("sign_task.failed", 2)
+    assert [(e["task_id"], e["error"]) for e in failed] == [
+        (waiting["id"], "Canceled by sign-owner."),
+        (task["id"], "Canceled by sign-admin."),
+    ]
+
+    # Signed after all; a finished task cannot be canceled.
+    final = await queue_task(api, people["owner"], build_id, sign_key["id"])
+    task = await signer.poll()
+    assert task["id"] == final["id"]
+    assert len(await signer.report(task["id"], await signer.sign(task))) == 1
+    await wait_status(sessions, task["id"], SignTaskStatus.COMPLETED)
+    assert await is_signed(sessions, build_id)
+    finished = await cancel(api, people["owner"], task["id"])
+    assert finished.status_code == 409
+    assert await is_signed(sessions, build_id)
+
+
+async def test_byte_identical_files_reported_with_one_artifact_href_are_placed_in_each_repository(
+    api: httpx.AsyncClient,
+    people: dict[str, dict[str, str]],
+    sign_key: dict[str, Any],
+    gpg_key: GpgKey,
+    finished_build: FinishedBuild,
+    pulp_server: PulpServer,
+    sessions: SessionFactory,
+    tmp_path: Path,
+) -> None:
+    """SIGNING.md §8, seen with the real node: the same noarch file in two arch repositories
+    is two entries; signed in the same second they come out identical, the node's upload finds
+    the first one's artifact by sha256 and reports one href for both."""
+    build_id = await finished_build("twins", arches=(ARCH, ARCH2))
+    signer = node(api, people["signer"], pulp_server, gpg_key, tmp_path)
+    await queue_task(api, people["owner"], build_id, sign_key["id"])
+    task = await signer.poll()
+    assert len(task["packages"]) == 7  # one source entry for both arches' source RPMs
+    twins = [p for p in task["packages"] if p["name"].endswith(".noarch.rpm")]
+    assert [p["arch"] for p in twins] == [ARCH, ARCH2]
+    report = await signer.sign(task)
+    shared = next(p["href"] for p in report["packages"] if p["id"] == twins[0]["id"])
+    for package in report["packages"]:
+        if package["id"] == twins[1]["id"]:
+            package["href"] = shared
+    assert (await signer.report(task["id"], report))[0].json() == {"success": True}
+    await wait_status(sessions, task["id"], SignTaskStatus.COMPLETED)
+    assert await is_signed(sessions, build_id)
+    served: list[bytes] = []
+    for repo in await rpm_repos(sessions, build_id):
+        served += [
+            b for name, b in (await served_packages(repo.url)).items() if name == twins[0]["name"]
+        ]
+    assert len(served) == 2
+    assert served[0] == served[1]
+    assert hashlib.sha256(served[0]).hexdigest() == signer.signed_checksums_of(twins[0]["id"])

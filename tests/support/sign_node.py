@@ -149,5 +149,23 @@ class SignNode:
             f"{TASKS}/{task_id}/complete/", json=report, headers=self.headers
         )
 
+    async def report(self, task_id: int, report: dict[str, Any]) -> list[httpx.Response]:
+        """`complete` the way albs-sign-node sends it (SIGNING.md §4.6, §8): anything but a 200
+        with a truthy JSON `success` makes it send a second, failing `complete`; if that one is
+        refused too the node process exits. The answers, in order."""
+        first = await self.complete(task_id, report)
+        if first.status_code == 200 and first.json().get("success"):
+            return [first]
+        failure = {
+            "build_id": report["build_id"],
+            "success": False,
+            "error_message": f"Signing failed: {first.status_code} {first.text[:200]}.\n"
+            "Traceback: (simulated)",
+        }
+        return [first, await self.complete(task_id, failure)]
+
+    def signed_checksums_of(self, package_id: int) -> str:
+        return sha256_of(self.signed[package_id])
+
     def signed_checksums(self) -> set[str]:
         return {sha256_of(path) for path in self.signed.values()}

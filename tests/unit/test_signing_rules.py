@@ -8,11 +8,14 @@ from scheduler.signing_rules import (
     BuildForSigning,
     BuildRepo,
     CurrentRpm,
+    TaskForCancel,
     TaskForCompletion,
     Verdict,
+    cancel_message,
     download_url,
     judge_completion,
     plan_packages,
+    refusal_to_cancel,
     refusal_to_sign,
 )
 from shared.contracts.signing import SignKeyCreate, SignTaskComplete, keyid_matches
@@ -156,6 +159,48 @@ def test_only_the_holder_of_a_live_claim_may_report() -> None:
     never = TaskForCompletion(**{**HELD.__dict__, "status": SignTaskStatus.IDLE, "node_id": None})
     with pytest.raises(Conflict):
         judge_completion(never, "signer", SIGNED)
+
+
+def test_after_a_cancel_the_holder_s_success_conflicts_and_its_failure_changes_nothing() -> None:
+    canceled = TaskForCompletion(
+        **{**HELD.__dict__, "status": SignTaskStatus.FAILED, "canceled_by": "alice"}
+    )
+    with pytest.raises(Conflict, match="canceled by alice"):
+        judge_completion(canceled, "signer", SIGNED)
+    # The real node's follow-up failure report: answered alike, so the node keeps running.
+    assert judge_completion(canceled, "signer", report(False)) == Verdict.REPEATED
+    with pytest.raises(Conflict, match="not held by other"):
+        judge_completion(canceled, "other", report(False))
+    unclaimed = TaskForCompletion(**{**canceled.__dict__, "node_id": None})
+    with pytest.raises(Conflict, match="not held"):
+        judge_completion(unclaimed, "signer", report(False))
+
+
+@pytest.mark.parametrize("status", [SignTaskStatus.IDLE, SignTaskStatus.IN_PROGRESS])
+def test_a_waiting_or_claimed_task_may_be_canceled(status: SignTaskStatus) -> None:
+    assert refusal_to_cancel(TaskForCancel(5, status, report_taken=False)) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "report_taken", "words"),
+    [
+        (SignTaskStatus.COMPLETED, True, "already finished"),
+        (SignTaskStatus.FAILED, False, "already finished"),
+        (SignTaskStatus.FAILED, True, "already finished"),
+        (SignTaskStatus.IN_PROGRESS, True, "being put in place"),
+    ],
+)
+def test_a_finished_task_or_one_being_put_in_place_cannot_be_canceled(
+    status: SignTaskStatus, report_taken: bool, words: str
+) -> None:
+    refusal = refusal_to_cancel(TaskForCancel(5, status, report_taken))
+    assert refusal is not None
+    assert words in refusal
+    assert "Sign task 5" in refusal
+
+
+def test_the_cancel_message_names_who_canceled() -> None:
+    assert cancel_message("alice") == "Canceled by alice."
 
 
 def test_the_task_s_build_counts_not_the_body_s() -> None:

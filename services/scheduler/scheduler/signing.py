@@ -174,6 +174,31 @@ async def complete_task(
     return CompleteReply(success=True)
 
 
+async def cancel_task(session: AsyncSession, actor: Actor, task_id: int) -> SignTaskOut:
+    """The build's owner or an administrator ends a waiting or claimed task: it fails, and
+    the build may be signed again (Re-sign)."""
+    task = await session.scalar(select(SignTask).where(SignTask.id == task_id).with_for_update())
+    if task is None:
+        raise NotFound(f"Sign task {task_id} is not found")
+    owner = await session.scalar(select(Build.user_id).where(Build.id == task.build_id))
+    if owner != actor.user_id and not actor.is_admin:
+        raise Forbidden(
+            f"Only the owner of build {task.build_id} or an administrator may cancel its signing."
+        )
+    refusal = rules.refusal_to_cancel(
+        rules.TaskForCancel(task.id, task.status, report_taken=task.reported_at is not None)
+    )
+    if refusal is not None:
+        raise Conflict(refusal)
+    message = rules.cancel_message(actor.name)
+    _finish(task, SignTaskStatus.FAILED, datetime.now(UTC), message)
+    task.canceled_by = actor.name
+    await add_event(session, _failed(task, message))
+    key = await session.get(SignKey, task.sign_key_id)
+    assert key is not None  # sign_tasks.sign_key_id is a foreign key
+    return task_out(task, key)
+
+
 def _for_completion(task: SignTask, packages: list[FrozenPackage]) -> rules.TaskForCompletion:
     accepted = (
         None
@@ -187,6 +212,7 @@ def _for_completion(task: SignTask, packages: list[FrozenPackage]) -> rules.Task
         node_id=task.node_id,
         package_ids=frozenset(p.id for p in packages),
         accepted=accepted,
+        canceled_by=task.canceled_by,
     )
 
 

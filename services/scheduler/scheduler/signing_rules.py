@@ -122,6 +122,7 @@ class TaskForCompletion:
     package_ids: frozenset[int]
     # The report taken earlier: None before any; {} for a failure; else id -> href.
     accepted: dict[int, str] | None
+    canceled_by: str | None = None
 
 
 class Verdict(Enum):
@@ -146,6 +147,8 @@ def judge_completion(
         )
     if task.node_id is None or task.node_id != node_id:
         raise Conflict(f"Sign task {task.task_id} is not held by {node_id}.")
+    if task.canceled_by is not None:
+        return _after_cancel(task.task_id, task.canceled_by, report)
     if task.accepted is not None:
         if _same_report(task.accepted, report):
             return Verdict.REPEATED
@@ -158,6 +161,15 @@ def judge_completion(
         return Verdict.FAILED
     _check_packages(task, report)
     return Verdict.SUCCEEDED
+
+
+def _after_cancel(task_id: int, canceled_by: str, report: SignTaskComplete) -> Verdict:
+    """The holder's late success is refused; its failure report agrees with the task's end and
+    is answered alike with no effect: the real node follows any answer but `{"success":
+    true}` with a failure report, and exits if that one is refused too (SIGNING.md §4.6)."""
+    if report.success:
+        raise Conflict(f"Sign task {task_id} was canceled by {canceled_by}.")
+    return Verdict.REPEATED
 
 
 def _same_report(accepted: dict[int, str], report: SignTaskComplete) -> bool:
@@ -176,3 +188,28 @@ def _check_packages(task: TaskForCompletion, report: SignTaskComplete) -> None:
     missing = sorted(task.package_ids - set(reported))
     if missing:
         raise BadReport(f"Sign task {task.task_id}: no signed file for packages {missing}.")
+
+
+@dataclass(frozen=True)
+class TaskForCancel:
+    task_id: int
+    status: int
+    # The node's success report was taken: the signed files are being put in place.
+    report_taken: bool
+
+
+def refusal_to_cancel(task: TaskForCancel) -> str | None:
+    """Why this task cannot be canceled (a 409), or None. Only a waiting or claimed task can;
+    once its signed files are being swapped in, the swap decides how it ends."""
+    if task.status not in (SignTaskStatus.IDLE, SignTaskStatus.IN_PROGRESS):
+        return f"Sign task {task.task_id} has already finished."
+    if task.report_taken:
+        return (
+            f"Sign task {task.task_id} was signed and its files are being put in place; "
+            "it completes or fails on its own."
+        )
+    return None
+
+
+def cancel_message(canceled_by: str) -> str:
+    return f"Canceled by {canceled_by}."

@@ -75,6 +75,8 @@ class SignTask(Base):
     signed_hrefs: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who canceled it (a failed task): its holder's late success report is then refused.
+    canceled_by: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
 
     sign_key: Mapped[SignKey] = relationship(lazy="raise")

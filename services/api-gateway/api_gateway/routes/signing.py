@@ -11,12 +11,14 @@ from api_gateway.policy import Admin, People, SignNode
 from api_gateway.responses import BODY, COMMON, errors
 from shared.contracts.bounds import INT32_MAX
 from shared.contracts.signing import (
+    CANCEL_SIGN_TASK,
     COMPLETE_SIGN_TASK,
     CREATE_SIGN_KEY,
     CREATE_SIGN_TASK,
     GET_SIGN_TASK,
     UPDATE_SIGN_KEY,
     AvailableSignTask,
+    CancelSignTask,
     ClaimSignTask,
     CompleteReply,
     CompleteSignTask,
@@ -108,3 +110,12 @@ async def complete_sign_task(
     """Only the node holding the task; the same report again answers alike, another one 409."""
     command = CompleteSignTask(actor=node, task_id=sign_task_id, report=body)
     return _answered(await rpc.call(COMPLETE_SIGN_TASK, command))
+
+
+@tasks.post("/{sign_task_id}/cancel/", response_model=SignTaskOut, responses=errors(404, 409))
+async def cancel_sign_task(sign_task_id: SignTaskId, actor: People, rpc: RpcDep) -> SignTaskOut:
+    """The build's owner or an administrator: a waiting or claimed task fails with a message
+    naming who canceled it, and the build may be signed again. A finished task (or one whose
+    signed files are being put in place) is a 409; the holder's late success report too."""
+    command = CancelSignTask(actor=actor, task_id=sign_task_id)
+    return _answered(await rpc.call(CANCEL_SIGN_TASK, command))

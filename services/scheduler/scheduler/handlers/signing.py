@@ -7,11 +7,13 @@ from scheduler import sign_assignment, signing
 from scheduler.settings import SchedulerSettings
 from shared.contracts.messages import RpcReply
 from shared.contracts.signing import (
+    CANCEL_SIGN_TASK,
     COMPLETE_SIGN_TASK,
     CREATE_SIGN_KEY,
     CREATE_SIGN_TASK,
     GET_SIGN_TASK,
     UPDATE_SIGN_KEY,
+    CancelSignTask,
     ClaimSignTask,
     CompleteSignTask,
     CreateSignKey,
@@ -69,6 +71,12 @@ def signing_handlers(
             in_transaction(
                 sessions, signing.complete_task, command.actor, command.task_id, command.report
             )
+        )
+
+    @router.subscriber(topology.rpc_queue(CANCEL_SIGN_TASK))
+    async def on_cancel(command: CancelSignTask) -> RpcReply:
+        return await reply(
+            in_transaction(sessions, signing.cancel_task, command.actor, command.task_id)
         )
 
     @event_subscriber(router, topology, CONSUMER, SignTaskPackagesReplaced)
