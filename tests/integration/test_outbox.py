@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import pytest
@@ -12,10 +12,16 @@ from sqlalchemy import func, select
 from shared.contracts.messages import Event
 from shared.contracts.topology import Topology
 from shared.db.models import OutboxMessage
-from shared.db.session import SessionFactory, unit_of_work
+from shared.db.session import (
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+    unit_of_work,
+)
 from shared.messaging.inbox import first_delivery
 from shared.messaging.outbox import OutboxRelay, RelaySettings, add_event
 from shared.messaging.runtime import declare_topology
+from tests.support.fixtures import first_build_id, scratch_database
 from tests.support.servers import Servers
 from tests.support.waiting import eventually
 
@@ -141,19 +147,27 @@ async def test_event_written_in_a_later_transaction_wakes_a_running_relay(
     assert len({m.message_id for m in received}) == 3
 
 
-@pytest.mark.usefixtures("clean_db")
+@pytest.fixture
+def own_database(servers: Servers, run_id: str) -> Iterator[str]:
+    """A database no other relay uses: the listener lock is per database, and the run's
+    in-process services keep relays on the shared one."""
+    name = f"albs_test_{run_id}_relays"
+    yield from scratch_database(servers, name, first_build_id(run_id, offset=3100))
+
+
 async def test_one_relay_per_database_listens_and_another_takes_over_when_it_stops(
-    sessions: SessionFactory,
     broker: RabbitBroker,
     listener: aio_pika.abc.AbstractQueue,
     amqp_prefix: str,
-    database_url: str,
+    own_database: str,
 ) -> None:
     topology = Topology(amqp_prefix)
     fast = RelaySettings(poll_seconds=0.1)
     first, second = (
-        OutboxRelay(broker, topology, database_url=database_url, settings=fast) for _ in range(2)
+        OutboxRelay(broker, topology, database_url=own_database, settings=fast) for _ in range(2)
     )
+    engine = create_engine(own_database, pool_size=1)
+    sessions = create_session_factory(engine)
     await first.start()
     await second.start()
     try:
@@ -173,6 +187,7 @@ async def test_one_relay_per_database_listens_and_another_takes_over_when_it_sto
     finally:
         await first.stop()
         await second.stop()
+        await engine.dispose()
     assert [json.loads(m.body)["value"] for m in received] == [2]
 
 
