@@ -31,6 +31,13 @@ class PulpServer:
     user: str
     password: str
 
+    def node_client(self, timeout: float = 30.0) -> httpx.AsyncClient:
+        """Basic auth on every request, as albs-node does (bench/artifacts.py --basic-auth);
+        the tests use a session instead."""
+        return httpx.AsyncClient(
+            base_url=self.url, auth=(self.user, self.password), timeout=timeout
+        )
+
     @asynccontextmanager
     async def session_client(self, timeout: float = 30.0) -> AsyncIterator[httpx.AsyncClient]:
         """Logged in once: requests skip the password hash (PBKDF2, a million rounds in the
