@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.pulp_node",
     "tests.support.artifacts",
     "tests.support.distributions",
+    "tests.support.signing",
 ]

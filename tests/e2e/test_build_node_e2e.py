@@ -18,7 +18,7 @@ from shared.db.models import UserKind
 from tests.support.artifacts import repo_content, served_packages
 from tests.support.live_stack import LiveStack
 from tests.support.nodes import build_done, get_task, pinging
-from tests.support.pulp_node import PulpServer, upload_artifact
+from tests.support.pulp_node import upload_artifact
 from tests.support.rpms import RpmFactory
 from tests.support.waiting import eventually
 
@@ -58,16 +58,13 @@ async def build_one(
 async def test_albs_node_builds_a_build_to_completion_and_the_packages_are_in_pulp(
     live_stack: LiveStack,
     rpms: RpmFactory,
-    pulp_server: PulpServer,
+    pulp_http: httpx.AsyncClient,
     tmp_path: Path,
 ) -> None:
     admin = await live_stack.token("e2e-admin", admin=True)
     user = await live_stack.token("e2e-user")
     node = await live_stack.token("e2e-node", kind=UserKind.NODE)
-    async with (
-        httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client,
-        pulp_server.session_client() as pulp,
-    ):
+    async with httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client:
         platform = yaml.safe_load(REFERENCE_PLATFORM.read_text())
         assert (
             await client.post("/api/v1/platforms/", json=platform, headers=admin)
@@ -92,7 +89,7 @@ async def test_albs_node_builds_a_build_to_completion_and_the_packages_are_in_pu
                 "alma8-appstream",
                 "alma8-powertools",
             ]
-            artifacts = await build_one(client, pulp, node, task, rpms, tmp_path)
+            artifacts = await build_one(client, pulp_http, node, task, rpms, tmp_path)
             answer = await build_done(client, node, task["id"], "done", artifacts)
             assert (answer.status_code, answer.json()) == (200, {"ok": True}), live_stack.logs()
 
@@ -107,7 +104,7 @@ async def test_albs_node_builds_a_build_to_completion_and_the_packages_are_in_pu
         assert view["status"] == "completed", live_stack.logs()
         assert all(t["status"] == 2 and len(t["artifacts"]) == 5 for t in view["tasks"])
 
-        await check_pulp(pulp, platform["name"], build["id"], view)
+        await check_pulp(pulp_http, platform["name"], build["id"], view)
 
 
 async def check_pulp(

@@ -10,24 +10,21 @@ from shared.db.models import UserKind
 from tests.support.builds import platform_body
 from tests.support.live_stack import LiveStack
 from tests.support.nodes import build_done, get_task, pinging
-from tests.support.pulp_node import PulpServer, upload_artifact
+from tests.support.pulp_node import upload_artifact
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pulp]
 
 
 async def test_task_moves_to_another_node_and_the_late_report_is_409(
-    live_stack: LiveStack, pulp_server: PulpServer, run_id: str, tmp_path: Path
+    live_stack: LiveStack, pulp_http: httpx.AsyncClient, run_id: str, tmp_path: Path
 ) -> None:
     admin = await live_stack.token("lease-admin", admin=True)
     user = await live_stack.token("lease-user")
     node = await live_stack.token("lease-node", kind=UserKind.NODE)
     slow, fast = {**node, "X-Node-Id": "slow"}, {**node, "X-Node-Id": "fast"}
     platform = f"Lease-{run_id}"
-    async with (
-        httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client,
-        pulp_server.session_client() as pulp,
-    ):
+    async with httpx.AsyncClient(base_url=live_stack.gateway_url, timeout=60) as client:
         await client.post(
             "/api/v1/platforms/", json=platform_body(platform, ["x86_64"]), headers=admin
         )
@@ -60,7 +57,7 @@ async def test_task_moves_to_another_node_and_the_late_report_is_409(
                     {
                         "name": late_log.name,
                         "type": "build_log",
-                        "href": await upload_artifact(pulp, late_log),
+                        "href": await upload_artifact(pulp_http, late_log),
                     }
                 ],
             )
@@ -71,7 +68,13 @@ async def test_task_moves_to_another_node_and_the_late_report_is_409(
                 fast,
                 second["id"],
                 "done",
-                [{"name": log.name, "type": "build_log", "href": await upload_artifact(pulp, log)}],
+                [
+                    {
+                        "name": log.name,
+                        "type": "build_log",
+                        "href": await upload_artifact(pulp_http, log),
+                    }
+                ],
             )
             assert ok.json() == {"ok": True}
         again = await build_done(client, slow, first["id"], "done")
@@ -90,10 +93,10 @@ async def test_task_moves_to_another_node_and_the_late_report_is_409(
         assert [a["name"] for a in view["tasks"][0]["artifacts"]] == ["albs.fast.log"]
         repo = f"{platform}-x86_64-{build['id']}-artifacts-{first['id']}"
         found = (
-            await pulp.get("/pulp/api/v3/repositories/file/file/", params={"name": repo})
+            await pulp_http.get("/pulp/api/v3/repositories/file/file/", params={"name": repo})
         ).json()["results"]
         files = (
-            await pulp.get(
+            await pulp_http.get(
                 "/pulp/api/v3/content/file/files/",
                 params={"repository_version": found[0]["latest_version_href"]},
             )

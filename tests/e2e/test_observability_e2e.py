@@ -23,7 +23,6 @@ from tests.e2e.test_build_node_e2e import REFERENCE_PLATFORM, REFS, build_one
 from tests.support.fixtures import env_of, first_build_id, scratch_database, scratch_prefix
 from tests.support.live_stack import LiveStack, pulp_env, running_stack
 from tests.support.nodes import build_done, get_task
-from tests.support.pulp_node import PulpServer
 from tests.support.rpms import RpmFactory
 from tests.support.servers import Servers
 from tests.support.waiting import eventually
@@ -89,17 +88,18 @@ def log_entries(stack: LiveStack, name: str) -> list[dict[str, Any]]:
 
 
 async def run_build(
-    stack: LiveStack, rpms: RpmFactory, pulp_server: PulpServer, tmp_path: Path, request_id: str
+    stack: LiveStack,
+    rpms: RpmFactory,
+    pulp_http: httpx.AsyncClient,
+    tmp_path: Path,
+    request_id: str,
 ) -> tuple[int, str, list[str]]:
     """One build of one ref on one arch, to completion: its id, platform, the tokens used."""
     admin = await stack.token("obs-admin", admin=True)
     user = await stack.token("obs-user")
     node = await stack.token("obs-node", kind=UserKind.NODE)
     platform = yaml.safe_load(REFERENCE_PLATFORM.read_text())
-    async with (
-        httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client,
-        pulp_server.session_client() as pulp,
-    ):
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
         created = await client.post("/api/v1/platforms/", json=platform, headers=admin)
         assert created.status_code == 200, created.text
         body = {
@@ -127,7 +127,7 @@ async def run_build(
 
         task = await eventually(next_task, timeout=120, every=0.5)
         assert task is not None
-        artifacts = await build_one(client, pulp, node, task, rpms, tmp_path)
+        artifacts = await build_one(client, pulp_http, node, task, rpms, tmp_path)
         done = await build_done(client, node, task["id"], "done", artifacts)
         assert done.status_code == 200, done.text
 
@@ -141,11 +141,11 @@ async def run_build(
 
 
 async def test_metrics_and_one_request_followed_across_the_services(
-    observed_stack: LiveStack, rpms: RpmFactory, pulp_server: PulpServer, tmp_path: Path
+    observed_stack: LiveStack, rpms: RpmFactory, pulp_http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     stack = observed_stack
     request_id = f"obs-{uuid.uuid4().hex}"
-    build_id, platform, tokens = await run_build(stack, rpms, pulp_server, tmp_path, request_id)
+    build_id, platform, tokens = await run_build(stack, rpms, pulp_http, tmp_path, request_id)
 
     gateway = scrape(stack.gateway_url)
     post_builds = {"route": "/api/v1/builds/", "method": "POST", "status": "200"}

@@ -22,7 +22,6 @@ from sqlalchemy import select, text
 from api_gateway.main import create_app as create_gateway
 from api_gateway.settings import GatewaySettings
 from artifacts.alts_logs import TEST_LOG_REPO, alts_log_repo_name
-from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
 from auth.settings import AuthSettings
 from auth.users import ensure_user, token_for
 from scheduler.checks import schedule_body
@@ -32,7 +31,12 @@ from shared.contracts.topology import Topology
 from shared.db.models import Repository, TestTask, TestTaskStatus, UserKind
 from shared.db.session import SessionFactory, create_engine, create_session_factory, in_transaction
 from shared.rpm_names import Nevra
-from tests.support.artifacts import PULP_WAIT_SECONDS, insert_build, running_artifacts
+from tests.support.artifacts import (
+    PULP_WAIT_SECONDS,
+    insert_build,
+    remove_pulp_repositories,
+    running_artifacts,
+)
 from tests.support.builds import create_platform, get_task, platform_body, submit_build
 from tests.support.fake_alts import AltsWorker, FakeAlts
 from tests.support.fixtures import first_build_id, scratch_database
@@ -185,6 +189,7 @@ async def test_a_done_task_is_tested_by_alts_and_the_frontend_reads_and_restarts
     api: httpx.AsyncClient,
     who: dict[str, Headers],
     pulp_server: PulpServer,
+    pulp_http: httpx.AsyncClient,
     servers: Servers,
     rpms: RpmFactory,
     run_id: str,
@@ -194,7 +199,7 @@ async def test_a_done_task_is_tested_by_alts_and_the_frontend_reads_and_restarts
     alts = FakeAlts(ALTS_TOKEN, failing_packages={f"{package}-data"})
     platform = f"T{run_id}-alts-{uuid.uuid4().hex[:4]}"
     task_id = 0
-    pulp = await pulp_server.open_session()
+    pulp = pulp_http
     alts_url = alts.start()
     try:
         async with (
@@ -345,8 +350,10 @@ async def test_a_done_task_is_tested_by_alts_and_the_frontend_reads_and_restarts
             await eventually(logs_gone, timeout=PULP_WAIT_SECONDS, every=0.5)
     finally:
         alts.stop()
-        await pulp.aclose()
-        await _remove_pulp_repositories(pulp_server, platform, task_id)
+        logs = [alts_log_repo_name(task_id, revision) for revision in (1, 2, 3) if task_id]
+        await remove_pulp_repositories(
+            pulp_server, [f"{platform}-"], names=[(TEST_LOG_REPO, name) for name in logs]
+        )
 
 
 async def test_alts_down_then_up_gets_each_test_once_from_two_replicas_within_the_limit(
@@ -439,22 +446,6 @@ async def _log_url(sessions: SessionFactory, repo_name: str) -> str:
         url = await session.scalar(select(Repository.url).where(Repository.name == repo_name))
     assert url is not None, f"no repository {repo_name}"
     return url
-
-
-async def _remove_pulp_repositories(pulp_server: PulpServer, platform: str, task_id: int) -> None:
-    pulp = PulpClient(pulp_server.url, pulp_server.user, pulp_server.password)
-    try:
-        for kind in (RPM_REPO, LOG_REPO):
-            repos = await pulp.get(kind.repositories, name__startswith=f"{platform}-", limit=100)
-            for repo in repos["results"]:
-                await pulp.delete_repository(repo["pulp_href"])
-        if task_id:
-            for revision in (1, 2, 3):
-                await pulp.delete_repository_named(
-                    TEST_LOG_REPO, alts_log_repo_name(task_id, revision)
-                )
-    finally:
-        await pulp.close()
 
 
 async def test_a_test_alts_refuses_fails_with_alts_words(

@@ -4,25 +4,27 @@ gateway -> RPC -> the artifacts service (in-process) -> Pulp and PostgreSQL; pac
 read back through Pulp's content app, as dnf and the frontend's links read them.
 """
 
-import uuid
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from sqlalchemy import select, update
 
-from shared.db.models import BuildTask, Distribution, distribution_packages
+from shared.db.models import BuildTask, Distribution
 from shared.db.session import SessionFactory, unit_of_work
 from tests.support.artifacts import EventLog, served_packages
 from tests.support.distributions import (
     PLATFORM,
     URL,
+    FileABuild,
     FiledBuild,
     PulpLeftovers,
     contents,
+    create,
     distribution_repos,
+    distro_name,
     ensure_platform,
-    file_build,
+    expected,
+    links,
+    merged,
     report,
 )
 from tests.support.events import EventBus
@@ -34,63 +36,6 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.pulp, pytest.mark.usefixtures("artifacts_service")]
 
 PULP_SECONDS = 180.0
-
-
-def distro_name(run_id: str, label: str, leftovers: PulpLeftovers) -> str:
-    name = f"t{run_id}-{label}-{uuid.uuid4().hex[:4]}"
-    leftovers.prefixes.append(f"{name}-")
-    return name
-
-
-async def create(api: httpx.AsyncClient, admin: dict[str, str], name: str) -> dict[str, object]:
-    answer = await api.post(URL, json={"name": name, "platforms": [PLATFORM]}, headers=admin)
-    assert answer.status_code == 200, answer.text
-    body: dict[str, object] = answer.json()
-    return body
-
-
-async def a_filed_build(
-    sessions: SessionFactory,
-    module_bus: EventBus,
-    event_log: EventLog,
-    pulp_http: httpx.AsyncClient,
-    build_ids: Iterator[int],
-    leftovers: PulpLeftovers,
-    rpms: RpmFactory,
-    name: str,
-) -> FiledBuild:
-    build_id = next(build_ids)
-    leftovers.prefixes += [f"{PLATFORM}-src-{build_id}-", f"{PLATFORM}-x86_64-{build_id}-"]
-    packages = rpms(name=name, arch="x86_64")
-    return await file_build(sessions, module_bus, event_log, pulp_http, build_id, packages)
-
-
-def expected(distro: str, build: FiledBuild) -> dict[str, set[str]]:
-    """Where the build's packages belong in the distribution (REFERENCE §11.19 fixed)."""
-    p = build.packages
-    return {
-        f"{distro}-{PLATFORM}-src-dr": {p.src.name},
-        f"{distro}-{PLATFORM}-x86_64-dr": {p.binary.name, p.noarch.name},
-        f"{distro}-{PLATFORM}-x86_64-debug-dr": {p.debuginfo.name},
-    }
-
-
-def merged(*parts: dict[str, set[str]]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for part in parts:
-        for repo, files in part.items():
-            out[repo] = out.get(repo, set()) | files
-    return out
-
-
-async def links(sessions: SessionFactory, *names: str) -> set[tuple[str, int]]:
-    async with sessions() as session:
-        rows = await session.execute(
-            select(Distribution.name, distribution_packages.c.build_id)
-            .join(distribution_packages)
-            .where(Distribution.name.in_(names))
-        )
-        return {(name, build_id) for name, build_id in rows.all()}
 
 
 async def test_create_list_and_refusals(
@@ -151,17 +96,12 @@ async def test_add_download_and_remove_touch_only_that_build_and_distribution(
     api: httpx.AsyncClient,
     make_token: TokenMaker,
     sessions: SessionFactory,
-    module_bus: EventBus,
-    event_log: EventLog,
     pulp_http: httpx.AsyncClient,
-    rpms: RpmFactory,
-    build_ids: Iterator[int],
+    filed_pair: tuple[FiledBuild, FiledBuild],
     run_id: str,
     pulp_leftovers: PulpLeftovers,
 ) -> None:
-    args = (sessions, module_bus, event_log, pulp_http, build_ids, pulp_leftovers, rpms)
-    first = await a_filed_build(*args, "albs-distro-one")
-    second = await a_filed_build(*args, "albs-distro-two")
+    first, second = filed_pair
     admin = bearer(await make_token("distro-admin", admin=True))
     owner = bearer(await make_token("distro-owner"))
     stranger = bearer(await make_token("distro-stranger"))
@@ -244,12 +184,11 @@ async def test_a_restarted_task_brings_its_new_packages_into_the_distribution(
     event_log: EventLog,
     pulp_http: httpx.AsyncClient,
     rpms: RpmFactory,
-    build_ids: Iterator[int],
+    file_a_build: FileABuild,
     run_id: str,
     pulp_leftovers: PulpLeftovers,
 ) -> None:
-    args = (sessions, module_bus, event_log, pulp_http, build_ids, pulp_leftovers, rpms)
-    build = await a_filed_build(*args, "albs-distro-again")
+    build = await file_a_build("albs-distro-again")
     admin = bearer(await make_token("distro-admin", admin=True))
     distro = distro_name(run_id, "again", pulp_leftovers)
     await create(api, admin, distro)
@@ -277,16 +216,12 @@ async def test_a_pulp_failure_midway_is_undone_and_answered_503(
     api: httpx.AsyncClient,
     make_token: TokenMaker,
     sessions: SessionFactory,
-    module_bus: EventBus,
-    event_log: EventLog,
     pulp_http: httpx.AsyncClient,
-    rpms: RpmFactory,
-    build_ids: Iterator[int],
+    filed_pair: tuple[FiledBuild, FiledBuild],
     run_id: str,
     pulp_leftovers: PulpLeftovers,
 ) -> None:
-    args = (sessions, module_bus, event_log, pulp_http, build_ids, pulp_leftovers, rpms)
-    build = await a_filed_build(*args, "albs-distro-broken")
+    build, _ = filed_pair  # adding it fails and is undone: the build stays as it was
     admin = bearer(await make_token("distro-admin", admin=True))
     distro = distro_name(run_id, "broken", pulp_leftovers)
     await create(api, admin, distro)

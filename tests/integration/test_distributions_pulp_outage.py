@@ -6,7 +6,6 @@ artifacts service and the shared local Pulp.
 """
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,17 +16,17 @@ from tests.integration.test_artifacts_pulp_outage import (
     pulp_proxy,
     wait_for_traffic,
 )
-from tests.integration.test_distributions import (
-    a_filed_build,
+from tests.support.distributions import (
+    URL,
+    FileABuild,
+    PulpLeftovers,
+    contents,
     create,
+    distribution_repos,
     distro_name,
     expected,
     links,
 )
-from tests.support.artifacts import EventLog
-from tests.support.distributions import URL, PulpLeftovers, contents, distribution_repos
-from tests.support.events import EventBus
-from tests.support.rpms import RpmFactory
 from tests.support.stack import TokenMaker, bearer
 from tests.support.tcp_proxy import TcpProxy
 
@@ -42,17 +41,13 @@ async def test_adding_waits_out_a_pulp_outage_and_ends_consistent(
     api: httpx.AsyncClient,
     make_token: TokenMaker,
     sessions: SessionFactory,
-    module_bus: EventBus,
-    event_log: EventLog,
     pulp_http: httpx.AsyncClient,
     pulp_proxy: TcpProxy,
-    rpms: RpmFactory,
-    build_ids: Iterator[int],
+    file_a_build: FileABuild,
     run_id: str,
     pulp_leftovers: PulpLeftovers,
 ) -> None:
-    args = (sessions, module_bus, event_log, pulp_http, build_ids, pulp_leftovers, rpms)
-    build = await a_filed_build(*args, "albs-distro-outage")
+    build = await file_a_build("albs-distro-outage")
     admin = bearer(await make_token("distro-admin", admin=True))
     distro = distro_name(run_id, "outage", pulp_leftovers)
     await create(api, admin, distro)

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from api_gateway.main import create_app as create_gateway
 from api_gateway.settings import GatewaySettings
 from artifacts.main import create_app as create_artifacts
-from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
 from artifacts.settings import ArtifactsSettings
 from auth.settings import AuthSettings
 from auth.users import ensure_user, token_for
@@ -27,7 +26,7 @@ from shared.contracts.builds import BuildCreated
 from shared.contracts.topology import Topology
 from shared.db.models import Build, UserKind
 from shared.db.session import SessionFactory, create_engine, create_session_factory, in_transaction
-from tests.support.artifacts import PULP_WAIT_SECONDS
+from tests.support.artifacts import PULP_WAIT_SECONDS, remove_pulp_repositories
 from tests.support.builds import create_platform, platform_body
 from tests.support.fixtures import first_build_id, scratch_database
 from tests.support.pulp_node import PulpServer
@@ -130,20 +129,9 @@ async def test_a_build_created_before_artifacts_ever_ran_proceeds_when_it_starts
             await artifacts.stop()
     finally:
         await scheduler.stop()
-        await _remove_pulp_repositories(pulp_server, platform)
+        await remove_pulp_repositories(pulp_server, [f"{platform}-"])
 
 
 async def _ready(sessions: SessionFactory, build_id: int) -> bool:
     async with sessions() as session:
         return bool(await session.scalar(select(Build.ready).where(Build.id == build_id)))
-
-
-async def _remove_pulp_repositories(pulp_server: PulpServer, platform: str) -> None:
-    pulp = PulpClient(pulp_server.url, pulp_server.user, pulp_server.password)
-    try:
-        for kind in (RPM_REPO, LOG_REPO):
-            repos = await pulp.get(kind.repositories, name__startswith=f"{platform}-", limit=100)
-            for repo in repos["results"]:
-                await pulp.delete_repository(repo["pulp_href"])
-    finally:
-        await pulp.close()

@@ -8,7 +8,7 @@ import gzip
 import json
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from artifacts.handlers.builds import CONSUMER
 from artifacts.main import create_app
-from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient
+from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient, PulpError, RepoKind
 from artifacts.settings import ArtifactsSettings
 from shared.contracts.build_node import BuildTaskArtifactsStored, BuildTaskFinished
 from shared.contracts.builds import BuildCreated, BuildDeleted
@@ -43,6 +43,7 @@ from tests.support.pulp_node import PulpServer
 from tests.support.servers import Servers
 from tests.support.stack import settings_for
 
+CLEANUP_PASSES = 3
 PULP_WAIT_SECONDS = 180.0  # one Pulp worker makes a build's repositories one task at a time
 REPO_NS = "{http://linux.duke.edu/metadata/repo}"
 COMMON_NS = "{http://linux.duke.edu/metadata/common}"
@@ -287,14 +288,46 @@ async def make_build(
         return await insert_build(sessions, platforms[-1], arches)
 
     yield make
+    await remove_pulp_repositories(pulp_server, [f"{platform}-" for platform in platforms])
+
+
+async def remove_pulp_repositories(
+    pulp_server: PulpServer,
+    prefixes: list[str],
+    kinds: tuple[RepoKind, ...] = (RPM_REPO, LOG_REPO),
+    names: Sequence[tuple[RepoKind, str]] = (),
+) -> None:
+    """Delete what a test left in the shared Pulp: the repositories (and their distributions)
+    of these kinds whose names start with a prefix, and these (kind, name) ones. A service
+    may still be publishing one of them (a build removed just now): a delete that collides
+    with that fails, and the next pass finds what is left."""
     pulp = PulpClient(pulp_server.url, pulp_server.user, pulp_server.password)
+    try:
+        for attempt in range(CLEANUP_PASSES):
+            try:
+                await _remove_once(pulp, prefixes, kinds, names)
+                return
+            except PulpError:
+                if attempt == CLEANUP_PASSES - 1:
+                    raise
+                await asyncio.sleep(2)
+    finally:
+        await pulp.close()
+
+
+async def _remove_once(
+    pulp: PulpClient,
+    prefixes: list[str],
+    kinds: tuple[RepoKind, ...],
+    names: Sequence[tuple[RepoKind, str]],
+) -> None:
     hrefs: list[str] = []
-    for platform in platforms:
-        for kind in (RPM_REPO, LOG_REPO):
-            repos = await pulp.get(kind.repositories, name__startswith=f"{platform}-", limit=100)
-            hrefs += [repo["pulp_href"] for repo in repos["results"]]
+    for prefix in prefixes:
+        for kind in kinds:
+            found = await pulp.get(kind.repositories, name__startswith=prefix, limit=100)
+            hrefs += [repo["pulp_href"] for repo in found["results"]]
     await asyncio.gather(*(pulp.delete_repository(href) for href in hrefs))
-    await pulp.close()
+    await asyncio.gather(*(pulp.delete_repository_named(kind, name) for kind, name in names))
 
 
 async def pulp_repos_named(

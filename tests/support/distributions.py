@@ -5,19 +5,18 @@ range (Pulp outlives test databases); the artifacts service in-process makes the
 repositories and files the packages, as it does for a node's report.
 """
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 from sqlalchemy import select
 
-from artifacts.pulp import RPM_REPO, PulpClient
+from artifacts.pulp import RPM_REPO
 from auth.users import ensure_user
 from shared.contracts.build_node import BuildTaskFinished, ReportedArtifact
 from shared.contracts.builds import BuildCreated
@@ -30,14 +29,15 @@ from shared.db.models import (
     Platform,
     Repository,
     UserKind,
+    distribution_packages,
     distribution_repositories,
 )
 from shared.db.session import SessionFactory, in_transaction, unit_of_work
-from tests.support.artifacts import EventLog, repo_content
+from tests.support.artifacts import EventLog, remove_pulp_repositories, repo_content
 from tests.support.events import EventBus
 from tests.support.fixtures import first_build_id
 from tests.support.pulp_node import PulpServer, upload_artifact
-from tests.support.rpms import RpmSet
+from tests.support.rpms import RpmFactory, RpmSet
 
 PLATFORMS_YAML = Path(__file__).parent.parent / "integration" / "data" / "platforms.yaml"
 PLATFORM = "AlmaLinux-8"
@@ -187,12 +187,77 @@ def build_ids(run_id: str) -> Iterator[int]:
 async def pulp_leftovers(pulp_server: PulpServer) -> AsyncIterator[PulpLeftovers]:
     leftovers = PulpLeftovers()
     yield leftovers
-    pulp = PulpClient(pulp_server.url, pulp_server.user, pulp_server.password)
-    hrefs: list[str] = []
-    for prefix in leftovers.prefixes:
-        found: dict[str, Any] = await pulp.get(
-            RPM_REPO.repositories, name__startswith=prefix, limit=100
+    await remove_pulp_repositories(pulp_server, leftovers.prefixes, (RPM_REPO,))
+
+
+def distro_name(run_id: str, label: str, leftovers: PulpLeftovers) -> str:
+    name = f"t{run_id}-{label}-{uuid.uuid4().hex[:4]}"
+    leftovers.prefixes.append(f"{name}-")
+    return name
+
+
+async def create(api: httpx.AsyncClient, admin: dict[str, str], name: str) -> dict[str, object]:
+    answer = await api.post(URL, json={"name": name, "platforms": [PLATFORM]}, headers=admin)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, object] = answer.json()
+    return body
+
+
+FileABuild = Callable[[str], Awaitable[FiledBuild]]
+
+
+@pytest.fixture(scope="module")
+def file_a_build(
+    sessions: SessionFactory,
+    module_bus: EventBus,
+    event_log: EventLog,
+    pulp_http: httpx.AsyncClient,
+    build_ids: Iterator[int],
+    pulp_leftovers: PulpLeftovers,
+    rpms: RpmFactory,
+) -> FileABuild:
+    """`await file_a_build(package_name)`: a build of the module, filed (`file_build`) by the
+    module's artifacts service (its tests use one)."""
+
+    async def make(name: str) -> FiledBuild:
+        build_id = next(build_ids)
+        pulp_leftovers.prefixes += [f"{PLATFORM}-src-{build_id}-", f"{PLATFORM}-x86_64-{build_id}-"]
+        packages = rpms(name=name, arch="x86_64")
+        return await file_build(sessions, module_bus, event_log, pulp_http, build_id, packages)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+async def filed_pair(file_a_build: FileABuild) -> tuple[FiledBuild, FiledBuild]:
+    """Two builds filed once for the tests of a module that only add them to distributions
+    and remove them again (which changes neither the builds nor their own repositories)."""
+    return await file_a_build("albs-distro-one"), await file_a_build("albs-distro-two")
+
+
+def expected(distro: str, build: FiledBuild) -> dict[str, set[str]]:
+    """Where the build's packages belong in the distribution (REFERENCE §11.19 fixed)."""
+    p = build.packages
+    return {
+        f"{distro}-{PLATFORM}-src-dr": {p.src.name},
+        f"{distro}-{PLATFORM}-x86_64-dr": {p.binary.name, p.noarch.name},
+        f"{distro}-{PLATFORM}-x86_64-debug-dr": {p.debuginfo.name},
+    }
+
+
+def merged(*parts: dict[str, set[str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for part in parts:
+        for repo, files in part.items():
+            out[repo] = out.get(repo, set()) | files
+    return out
+
+
+async def links(sessions: SessionFactory, *names: str) -> set[tuple[str, int]]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Distribution.name, distribution_packages.c.build_id)
+            .join(distribution_packages)
+            .where(Distribution.name.in_(names))
         )
-        hrefs += [repo["pulp_href"] for repo in found["results"]]
-    await asyncio.gather(*(pulp.delete_repository(href) for href in hrefs))
-    await pulp.close()
+        return {(name, build_id) for name, build_id in rows.all()}

@@ -3,6 +3,8 @@
 albs-node (CLIENTS.md §2.2 step 3) reuses an artifact with the same sha256, else opens an
 upload, PUTs the file in chunks as multipart `file` with a Content-Range header, commits
 with the sha256 and polls the commit task; `created_resources[0]` is the artifact href.
+The node sends basic auth on each request; the tests send the same requests through a
+logged-in session, so that Pulp does not hash the password for every one of them.
 """
 
 import asyncio
@@ -30,14 +32,11 @@ class PulpServer:
     password: str
 
     def node_client(self, timeout: float = 30.0) -> httpx.AsyncClient:
-        """Basic auth on every request, as albs-node does (Pulp hashes the password each time)."""
+        """Basic auth on every request, as albs-node does (bench/artifacts.py --basic-auth);
+        the tests use a session instead."""
         return httpx.AsyncClient(
             base_url=self.url, auth=(self.user, self.password), timeout=timeout
         )
-
-    def client(self, timeout: float = 30.0) -> httpx.AsyncClient:
-        """The node's way (kept for callers written against the first version of this helper)."""
-        return self.node_client(timeout)
 
     @asynccontextmanager
     async def session_client(self, timeout: float = 30.0) -> AsyncIterator[httpx.AsyncClient]:
@@ -90,10 +89,11 @@ def pulp_server() -> PulpServer:
     return server
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def pulp_http(pulp_server: PulpServer) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the local Pulp's API (a logged-in session), to upload and to look."""
-    async with pulp_server.session_client() as client:
+    """An HTTP client of the local Pulp's API, to upload and to look: one logged-in session
+    for the whole run (each basic-auth request or login costs Pulp a password hash)."""
+    async with pulp_server.session_client(timeout=60) as client:
         yield client
 
 

@@ -3,7 +3,8 @@
 It polls get_sign_task with its key ids, downloads each package from its content URL with
 no credentials, signs the files with `rpmsign --resign` and a throwaway gpg key made for the
 test, uploads each to Pulp as the node does (sha256 look-up, chunked PUTs, commit) and
-reports the artifact hrefs to `complete`.
+reports the artifact hrefs to `complete`. Its Pulp client is the run's logged-in session
+(the node sends basic auth; the requests are the same).
 """
 
 import asyncio
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.pulp_node import PulpServer, sha256_of, upload_artifact
+from tests.support.pulp_node import sha256_of, upload_artifact
 
 TASKS = "/api/v1/sign-tasks"
 
@@ -100,7 +101,7 @@ class SignNode:
         self,
         api: httpx.AsyncClient,
         headers: dict[str, str],
-        pulp: PulpServer,
+        pulp: httpx.AsyncClient,
         key: GpgKey,
         workdir: Path,
     ) -> None:
@@ -134,14 +135,13 @@ class SignNode:
                 files[package["id"]] = target
         await asyncio.to_thread(rpmsign, self.key, list(files.values()))
         reported = []
-        async with self.pulp.node_client() as client:
-            for package in task["packages"]:
-                path = files[package["id"]]
-                # A small chunk size sends even these tiny files in several Content-Range PUTs.
-                href = await upload_artifact(client, path, chunk_size=4096)
-                reported.append({**{k: v for k, v in package.items() if k != "download_url"}})
-                reported[-1]["href"] = href
-                self.signed[package["id"]] = path
+        for package in task["packages"]:
+            path = files[package["id"]]
+            # A small chunk size sends even these tiny files in several Content-Range PUTs.
+            href = await upload_artifact(self.pulp, path, chunk_size=4096)
+            reported.append({**{k: v for k, v in package.items() if k != "download_url"}})
+            reported[-1]["href"] = href
+            self.signed[package["id"]] = path
         return {"build_id": task["build_id"], "success": True, "packages": reported}
 
     async def complete(self, task_id: int, report: dict[str, Any]) -> httpx.Response:
