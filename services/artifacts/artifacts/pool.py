@@ -36,6 +36,8 @@ STALE_MAKING = timedelta(minutes=30)
 # A claim whose rename never finished (the claimer stopped and the event went elsewhere).
 STALE_CLAIM = timedelta(hours=1)
 
+REFILL_DELAY_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class PoolKind:
@@ -266,6 +268,9 @@ class WarmPool:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            # A claim wakes the loop while its build still renames entries in Pulp's API
+            # processes: let those requests go first.
+            await asyncio.sleep(REFILL_DELAY_SECONDS)
             try:
                 await self.refill()
             except Exception:  # the loop outlives a Pulp or database hiccup

@@ -44,6 +44,14 @@ LOG_REPO = RepoKind("file/file", LOG_BASE_PATH)
 REPO_KINDS = (RPM_REPO, LOG_REPO)
 
 
+def _moved(distribution: Json, wanted: Json) -> str:
+    """The base URL after a change of base path: Pulp's is `<origin><prefix><base path>/`."""
+    base_url, base_path = str(distribution["base_url"]), str(distribution["base_path"])
+    if not base_url.endswith(f"{base_path}/"):
+        raise PulpError(f"distribution {distribution['pulp_href']} serves {base_url}")
+    return f"{base_url.removesuffix(f'{base_path}/')}{wanted['base_path']}/"
+
+
 @dataclass(frozen=True)
 class PulpRepo:
     name: str
@@ -273,21 +281,19 @@ class PulpClient(PulpApi):
         return str(found["base_url"])
 
     async def _adopt_repository(self, kind: RepoKind, repo_href: str, name: str) -> PulpRepo:
-        """Idempotent: a retry finds what an earlier try renamed already."""
-        repo = await self._json("GET", repo_href)
+        """Idempotent: a retry finds what an earlier try renamed already. Five requests."""
         distributions = await self._list(kind.distributions, repository=repo_href)
         if len(distributions) != 1:
             raise PulpError(f"{repo_href} has {len(distributions)} distributions, not one")
-        wanted = {"name": f"{name}-distro", "base_path": f"{kind.base_path}/{name}"}
         distribution = distributions[0]
+        wanted = {"name": f"{name}-distro", "base_path": f"{kind.base_path}/{name}"}
         # The distribution first: until it is renamed the repository keeps its pool name,
         # so a failure here leaves an entry the pool can still tell apart.
         if any(distribution[key] != value for key, value in wanted.items()):
             await self._update(distribution["pulp_href"], wanted)
-            distribution = await self._json("GET", distribution["pulp_href"])
-        if repo["name"] != name:
-            await self._update(repo_href, {"name": name})
-        return PulpRepo(name=name, href=repo_href, base_url=str(distribution["base_url"]))
+        # A repository Pulp lost is a 404 here; an unchanged name is a 200 without a task.
+        await self._update(repo_href, {"name": name})
+        return PulpRepo(name=name, href=repo_href, base_url=_moved(distribution, wanted))
 
     async def _update(self, href: str, change: Json) -> None:
         """A PATCH: Pulp answers 202 with a task it ran in the request (an "immediate"

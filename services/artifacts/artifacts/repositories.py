@@ -92,8 +92,8 @@ async def _prepare(ctx: Context, message_id: str | None, event: BuildCreated) ->
         "build %s: %d repositories made in %.2f s, %d from the pool (%s)",
         event.build_id,
         len(planned),
-        len(pooled),
         time.monotonic() - started,
+        len(pooled),
         counted,
     )
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
