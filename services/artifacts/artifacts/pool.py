@@ -195,6 +195,12 @@ class WarmPool:
         self._fill = asyncio.Semaphore(fill_concurrency)
         self._check_seconds = check_seconds
         self._wake = asyncio.Event()
+        # Claims in flight in this process: the refill makes no new entry meanwhile, so its
+        # requests do not queue in front of a build's renames at Pulp's API processes.
+        self._claims = 0
+        self._no_claims = asyncio.Event()
+        self._no_claims.set()
+        self._last_claim = float("-inf")
         self._runner: asyncio.Task[None] | None = None
 
     @property
@@ -218,6 +224,17 @@ class WarmPool:
         wanted = [(kind, name) for kind, name in wanted if self.targets.get(kind)]
         if not wanted:
             return {}
+        self._claims += 1
+        self._no_claims.clear()
+        self._last_claim = asyncio.get_running_loop().time()
+        try:
+            return await self._take(wanted)
+        finally:
+            self._claims -= 1
+            if not self._claims:
+                self._no_claims.set()
+
+    async def _take(self, wanted: list[tuple[PoolKind, str]]) -> dict[str, PulpRepo]:
         async with unit_of_work(self._sessions) as session:
             claimed = {name: await claim(session, kind, name) for kind, name in wanted}
         self._wake.set()
@@ -268,9 +285,7 @@ class WarmPool:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            # A claim wakes the loop while its build still renames entries in Pulp's API
-            # processes: let those requests go first.
-            await asyncio.sleep(REFILL_DELAY_SECONDS)
+            await self._quiet()
             try:
                 await self.refill()
             except Exception:  # the loop outlives a Pulp or database hiccup
@@ -278,8 +293,20 @@ class WarmPool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._check_seconds)
 
+    async def _quiet(self) -> None:
+        """Wait until no claim came for REFILL_DELAY_SECONDS (at most the check interval):
+        during a burst of builds the refill's requests would queue in front of the burst's
+        renames at Pulp's API processes; it catches up after the burst."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._check_seconds
+        while (idle := loop.time() - self._last_claim) < REFILL_DELAY_SECONDS:
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(REFILL_DELAY_SECONDS - idle)
+
     async def _make(self, entry: Entry) -> None:
         async with self._fill:
+            await self._no_claims.wait()
             try:
                 repo = await self._pulp.ensure_repository(
                     entry.kind.repo, entry.name, publish=entry.kind.published
