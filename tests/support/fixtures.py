@@ -51,6 +51,13 @@ def scratch_prefix(servers: Servers, prefix: str) -> Iterator[str]:
     asyncio.run(_delete_queues(servers.amqp_url, prefix))
 
 
+NO_PULP_POOL = {
+    "ALBS_PULP_POOL_RPM": "0",
+    "ALBS_PULP_POOL_RPM_SRC": "0",
+    "ALBS_PULP_POOL_LOGS": "0",
+}
+
+
 def env_of(servers: Servers, database_url: str, prefix: str) -> dict[str, str]:
     """The ALBS_* settings of services that use this database and this prefix."""
     return {
@@ -65,6 +72,9 @@ def env_of(servers: Servers, database_url: str, prefix: str) -> dict[str, str]:
         "ALBS_GITEA_REFRESH_ENABLED": "false",
         "ALBS_JWT_SECRET": JWT_SECRET,
         "ALBS_LOG_LEVEL": "INFO",
+        # No warm pool of Pulp repositories unless a test asks for one: the shared Pulp
+        # outlives the test databases, and a pool per run would be left behind in it.
+        **NO_PULP_POOL,
     }
 
 

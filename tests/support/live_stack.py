@@ -20,7 +20,13 @@ from auth.settings import AuthSettings
 from auth.users import ensure_user, token_for
 from shared.db.models import UserKind
 from shared.db.session import SessionFactory, create_engine, create_session_factory, in_transaction
-from tests.support.fixtures import env_of, first_build_id, scratch_database, scratch_prefix
+from tests.support.fixtures import (
+    NO_PULP_POOL,
+    env_of,
+    first_build_id,
+    scratch_database,
+    scratch_prefix,
+)
 from tests.support.processes import ServiceProcess, free_port, service
 from tests.support.servers import Servers
 from tests.support.stack import settings_for
@@ -58,6 +64,7 @@ def pulp_env() -> dict[str, str]:
         "ALBS_PULP_URL": os.environ.get("ALBS_PULP_URL", "http://127.0.0.1:24817"),
         "ALBS_PULP_USER": os.environ.get("ALBS_PULP_USER", "admin"),
         "ALBS_PULP_PASSWORD": os.environ.get("ALBS_PULP_PASSWORD", "admin"),
+        **NO_PULP_POOL,
     }
 
 

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from artifacts.pool import WarmPool
 from artifacts.pulp import PulpClient
 from shared.db.session import SessionFactory
 
@@ -39,4 +40,5 @@ class Context:
     pulp: PulpClient
     sessions: SessionFactory
     consumer: str
+    pool: WarmPool | None = None
     locks: KeyedLocks = field(default_factory=KeyedLocks)

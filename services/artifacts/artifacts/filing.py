@@ -19,9 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from artifacts.context import Context
 from artifacts.naming import debug_repo_name, log_repo_name, parse_rpm_file_name, rpm_repo_name
+from artifacts.pool import TASK_LOGS, WarmPool
 from artifacts.pulp import LOG_REPO, PulpClient, PulpError, PulpRepo
 from artifacts.pulp_api import Json, tally
-from artifacts.store import LOG_TYPE, link_repository, repository_href, seen_before
+from artifacts.store import (
+    LOG_TYPE,
+    link_repository,
+    repository_href,
+    repository_named,
+    seen_before,
+)
 from shared.contracts.bounds import INT32_MAX
 from shared.contracts.build_node import (
     BuildTaskArtifactsStored,
@@ -76,8 +83,11 @@ def destination(event: BuildTaskFinished, artifact: ReportedArtifact) -> Destina
 class Filing:
     """One report's way into Pulp; what it made so far stays readable after a failure."""
 
-    def __init__(self, pulp: PulpClient, event: BuildTaskFinished) -> None:
+    def __init__(
+        self, pulp: PulpClient, event: BuildTaskFinished, pool: WarmPool | None = None
+    ) -> None:
         self._pulp = pulp
+        self._pool = pool
         self.event = event
         self.targets = [destination(event, artifact) for artifact in event.artifacts]
         self.log_repo: PulpRepo | None = None
@@ -88,14 +98,15 @@ class Filing:
         """Each repository's `modify` starts as soon as its own units exist, so the Pulp
         worker adds the packages while the API still makes the log files' units."""
         repo_hrefs = await self._rpm_repo_hrefs(sessions)
+        pooled = asyncio.ensure_future(self._pooled_log_repo(sessions))
         unique = {_content_key(a): a for a in reversed(self.event.artifacts)}  # first name wins
         content_of = await self._content_maker(list(unique.values()))
         # Packages first: they gate three repositories, the logs only one.
         ordered = sorted(unique.items(), key=lambda item: item[1].type != "rpm")
         made = {key: asyncio.ensure_future(content_of(a)) for key, a in ordered}
         # The log repository's modify needs only the repository, not its distribution.
-        log_href = asyncio.ensure_future(self._log_repo_href())
-        log_repo = asyncio.ensure_future(self._log_repo(log_href))
+        log_href = asyncio.ensure_future(self._log_repo_href(pooled))
+        log_repo = asyncio.ensure_future(self._log_repo(pooled, log_href))
         by_repo: dict[str, list[tuple[str, ...]]] = defaultdict(list)
         for target, artifact in zip(self.targets, self.event.artifacts, strict=True):
             by_repo[target.repo_name].append(_content_key(artifact))
@@ -109,7 +120,9 @@ class Filing:
 
         filed = [file_into(name, keys) for name, keys in by_repo.items()]
         # Every step runs to its end (never abandoned half way), then the first error counts.
-        outcomes = await asyncio.gather(*filed, log_repo, *made.values(), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *filed, log_repo, pooled, *made.values(), return_exceptions=True
+        )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -125,12 +138,29 @@ class Filing:
     def _log_repo_name(self) -> str | None:
         return next((t.repo_name for t in self.targets if t.is_log), None)
 
-    async def _log_repo_href(self) -> str | None:
+    async def _pooled_log_repo(self, sessions: SessionFactory) -> PulpRepo | None:
+        """The warm pool's file repository renamed for this task, when the task has none yet
+        (a later attempt's report files into the first attempt's repository)."""
         name = self._log_repo_name()
+        if name is None or self._pool is None:
+            return None
+        async with sessions() as session:
+            if await repository_named(session, name, LOG_TYPE):
+                return None
+        return (await self._pool.take([(TASK_LOGS, name)])).get(name)
+
+    async def _log_repo_href(self, pooled: Awaitable[PulpRepo | None]) -> str | None:
+        name, repo = self._log_repo_name(), await pooled
+        if repo is not None:
+            return repo.href
         return None if name is None else await self._pulp.create_repository(LOG_REPO, name)
 
-    async def _log_repo(self, href: Awaitable[str | None]) -> PulpRepo | None:
+    async def _log_repo(
+        self, pooled: Awaitable[PulpRepo | None], href: Awaitable[str | None]
+    ) -> PulpRepo | None:
         """The task's log repository; no publication until its first version (autopublish)."""
+        if (repo := await pooled) is not None:
+            return repo
         name, repo_href = self._log_repo_name(), await href
         if name is None or repo_href is None:
             return None
@@ -202,7 +232,7 @@ async def store_task_artifacts(
     ctx: Context, message_id: str | None, event: BuildTaskFinished
 ) -> None:
     if not event.artifacts:  # nothing for Pulp: only the rows' transaction
-        await _conclude(ctx, message_id, Filing(ctx.pulp, event), None)
+        await _conclude(ctx, message_id, Filing(ctx.pulp, event, ctx.pool), None)
         return
     async with ctx.locks.hold(("task", event.task_id, event.attempt)):
         if await seen_before(ctx.sessions, ctx.consumer, message_id):
@@ -211,7 +241,7 @@ async def store_task_artifacts(
 
 
 async def _store(ctx: Context, message_id: str | None, event: BuildTaskFinished) -> None:
-    filing = Filing(ctx.pulp, event)
+    filing = Filing(ctx.pulp, event, ctx.pool)
     error: str | None = None
     if await already_recorded(ctx.sessions, event.task_id, event.attempt):
         log.info("task %s attempt %s is filed already", event.task_id, event.attempt)

@@ -44,6 +44,14 @@ LOG_REPO = RepoKind("file/file", LOG_BASE_PATH)
 REPO_KINDS = (RPM_REPO, LOG_REPO)
 
 
+def _moved(distribution: Json, wanted: Json) -> str:
+    """The base URL after a change of base path: Pulp's is `<origin><prefix><base path>/`."""
+    base_url, base_path = str(distribution["base_url"]), str(distribution["base_path"])
+    if not base_url.endswith(f"{base_path}/"):
+        raise PulpError(f"distribution {distribution['pulp_href']} serves {base_url}")
+    return f"{base_url.removesuffix(f'{base_path}/')}{wanted['base_path']}/"
+
+
 @dataclass(frozen=True)
 class PulpRepo:
     name: str
@@ -91,6 +99,15 @@ class PulpClient(PulpApi):
         return await self._step(
             f"distributing Pulp repository {name!r}",
             lambda: self._ensure_distribution(kind, name, repo_href),
+        )
+
+    async def adopt_repository(self, kind: RepoKind, repo_href: str, name: str) -> PulpRepo:
+        """Give a warm pool's repository (and its distribution) the name `name` and the base
+        path `<base_path>/<name>`: two updates Pulp runs in its API process, no worker task.
+        A repository Pulp no longer has is a PulpError (a 404 is never retried)."""
+        return await self._step(
+            f"naming pooled Pulp repository {repo_href} {name!r}",
+            lambda: self._adopt_repository(kind, repo_href, name),
         )
 
     async def delete_repository(self, repo_href: str) -> None:
@@ -262,6 +279,33 @@ class PulpClient(PulpApi):
             patched = await self._json("PATCH", found["pulp_href"], json={"repository": repo_href})
             await self.wait_task(patched["task"])
         return str(found["base_url"])
+
+    async def _adopt_repository(self, kind: RepoKind, repo_href: str, name: str) -> PulpRepo:
+        """Idempotent: a retry finds what an earlier try renamed already. Five requests."""
+        distributions = await self._list(kind.distributions, repository=repo_href)
+        if len(distributions) != 1:
+            raise PulpError(f"{repo_href} has {len(distributions)} distributions, not one")
+        distribution = distributions[0]
+        wanted = {"name": f"{name}-distro", "base_path": f"{kind.base_path}/{name}"}
+        # The distribution first: until it is renamed the repository keeps its pool name,
+        # so a failure here leaves an entry the pool can still tell apart.
+        if any(distribution[key] != value for key, value in wanted.items()):
+            await self._update(distribution["pulp_href"], wanted)
+        # A repository Pulp lost is a 404 here; an unchanged name is a 200 without a task.
+        await self._update(repo_href, {"name": name})
+        return PulpRepo(name=name, href=repo_href, base_url=_moved(distribution, wanted))
+
+    async def _update(self, href: str, change: Json) -> None:
+        """A PATCH: Pulp answers 202 with a task it ran in the request (an "immediate"
+        task, no worker) unless a lock was busy, or 200 when nothing changed."""
+        answer = await self._json("PATCH", href, json=change)
+        if "task" not in answer:
+            return
+        # Ran in the request as a rule: one look instead of a watcher round, and not counted
+        # as a worker task; deferred to a worker (a busy lock), it is waited for as any task.
+        task = await self._json("GET", answer["task"])
+        if task["state"] != "completed":
+            await self.wait_task(answer["task"])
 
     async def _delete_repository(self, repo_href: str) -> None:
         kind = next((k for k in REPO_KINDS if repo_href.startswith(k.repositories)), None)

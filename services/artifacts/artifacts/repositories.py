@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from artifacts.context import Context
 from artifacts.naming import debug_repo_name, rpm_repo_name
+from artifacts.pool import RPM_READ, RPM_SOURCE, PoolKind
 from artifacts.pulp import RPM_REPO, PulpClient, PulpError, PulpRepo
 from artifacts.pulp_api import tally
 from artifacts.store import RPM_TYPE, build_exists, link_repository, seen_before
@@ -38,6 +39,10 @@ class PlannedRepo:
         """A node's task lists the arch and debug repositories of its arch, never `src`
         (REFERENCE §5.2): only those need metadata before their first package."""
         return self.arch != "src"
+
+    @property
+    def pool_kind(self) -> PoolKind:
+        return RPM_READ if self.read_by_nodes else RPM_SOURCE
 
 
 def planned_repositories(event: BuildCreated) -> list[PlannedRepo]:
@@ -76,14 +81,19 @@ async def _prepare(ctx: Context, message_id: str | None, event: BuildCreated) ->
     planned = planned_repositories(event)
     started = time.monotonic()
     with tally() as counted:
+        pooled = await ctx.pool.take([(p.pool_kind, p.name) for p in planned]) if ctx.pool else {}
         outcomes = await all_settled(
-            ctx.pulp.ensure_repository(RPM_REPO, p.name, publish=p.read_by_nodes) for p in planned
+            _pooled(pooled[p.name])
+            if p.name in pooled
+            else ctx.pulp.ensure_repository(RPM_REPO, p.name, publish=p.read_by_nodes)
+            for p in planned
         )
     log.info(
-        "build %s: %d repositories made in %.2f s (%s)",
+        "build %s: %d repositories made in %.2f s, %d from the pool (%s)",
         event.build_id,
         len(planned),
         time.monotonic() - started,
+        len(pooled),
         counted,
     )
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
@@ -102,6 +112,10 @@ async def _prepare(ctx: Context, message_id: str | None, event: BuildCreated) ->
     if not recorded:
         log.info("build %s was deleted while its repositories were made", event.build_id)
         await remove_planned(ctx.pulp, [p.name for p in planned])
+
+
+async def _pooled(repo: PulpRepo) -> PulpRepo:
+    return repo
 
 
 async def _record(

@@ -31,3 +31,14 @@ class ArtifactsSettings(CommonSettings):
     # HTTP requests to Pulp in flight per process (Pulp's API runs two gunicorn workers); a
     # step waiting for its Pulp task holds none, and one watcher polls all the tasks waited for.
     pulp_concurrency: int = Field(default=4, ge=1)
+    # The warm pool (docs/decisions/0009, third pass): ready empty repositories kept per kind,
+    # so a build's repositories and a task's log repository need no Pulp worker task. 0
+    # disables a kind (then it is made on demand, as before). A two-arch build takes 4 `rpm`
+    # and 1 `rpm_src`, each reported task 1 `logs`.
+    pulp_pool_rpm: int = Field(default=8, ge=0)
+    pulp_pool_rpm_src: int = Field(default=4, ge=0)
+    pulp_pool_logs: int = Field(default=8, ge=0)
+    # Entries made at once by the refill (each is 1-2 Pulp tasks beside the builds' own),
+    # and how often the pool is looked at when no claim wakes it.
+    pulp_pool_fill_concurrency: int = Field(default=2, ge=1)
+    pulp_pool_check_seconds: float = Field(default=30.0, gt=0)

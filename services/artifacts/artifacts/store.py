@@ -106,3 +106,11 @@ async def repository_href(
         )
     )
     return href
+
+
+async def repository_named(session: AsyncSession, name: str, type_: str) -> bool:
+    """Whether a Repository row of that name and type exists (a task's log repository)."""
+    found = await session.scalar(
+        select(exists().where(Repository.name == name, Repository.type == type_))
+    )
+    return bool(found)

@@ -22,6 +22,7 @@ from shared.db.models.idempotency import BuildIdempotencyKey
 from shared.db.models.messaging import InboxMessage, OutboxMessage
 from shared.db.models.packages import BinaryRpm, SourceRpm
 from shared.db.models.platforms import Platform, Repository, platform_repository
+from shared.db.models.pulp_pool import PulpPoolEntry
 from shared.db.models.signing import SignKey, SignTask, SignTaskStatus
 from shared.db.models.tests import TestTask, TestTaskArtifact, TestTaskStatus
 from shared.db.models.users import User, UserKind
@@ -39,6 +40,7 @@ __all__ = [
     "InboxMessage",
     "OutboxMessage",
     "Platform",
+    "PulpPoolEntry",
     "RefType",
     "Repository",
     "SignKey",

@@ -5,7 +5,6 @@ from faststream.rabbit import RabbitMessage, RabbitRouter
 from artifacts.alts_logs import file_test_logs, prepare_test_log_repository
 from artifacts.context import Context
 from artifacts.filing import store_task_artifacts
-from artifacts.pulp import PulpClient
 from artifacts.repositories import prepare_build_repositories, remove_build_repositories
 from artifacts.signing import replace_signed_packages
 from shared.contracts.build_node import BuildTaskFinished
@@ -13,15 +12,13 @@ from shared.contracts.builds import BuildCreated, BuildDeleted
 from shared.contracts.signing import SignTaskSigned
 from shared.contracts.test_tasks import TestTaskFinished, TestTasksCreated
 from shared.contracts.topology import Topology
-from shared.db.session import SessionFactory
 from shared.messaging.subscribers import event_subscriber
 
 CONSUMER = "artifacts"
 
 
-def build_handlers(topology: Topology, sessions: SessionFactory, pulp: PulpClient) -> RabbitRouter:
+def build_handlers(topology: Topology, context: Context) -> RabbitRouter:
     router = RabbitRouter()
-    context = Context(pulp, sessions, CONSUMER)
 
     @event_subscriber(router, topology, CONSUMER, BuildCreated)
     async def on_build_created(event: BuildCreated, message: RabbitMessage) -> None:
