@@ -326,9 +326,11 @@ async def stack_pids(engine: AsyncEngine) -> dict[str, list[int]]:
 
 
 def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    """User + system CPU each process (or group) used so far (from /proc/PID/stat)."""
+    """User + system CPU each process (or group) used so far (from /proc/PID/stat), and the
+    bench's own (`bench-client`): it competes for the same cores."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
+    own = os.times()
+    used: dict[str, float] = {"bench-client": own.user + own.system}
     for name, group in pids.items():
         for pid in group:
             try:
