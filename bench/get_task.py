@@ -232,6 +232,10 @@ class Node:
         self.used = False  # whether the current connection already carried a request
 
     async def get_task(self) -> dict[str, Any] | None:
+        if self._streams is not None and self._streams[0].at_eof():
+            # uvicorn closes a keep-alive connection idle for 5 s; like urllib3 (albs-node's
+            # client), do not send on a connection the server has already closed.
+            await self.close()
         if self._streams is None:
             self._streams = await asyncio.open_connection(self._host, self._port)
             self.used = False
