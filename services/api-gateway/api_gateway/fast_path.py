@@ -31,6 +31,7 @@ from api_gateway.auth import NODE_HEADER, actor_for
 from api_gateway.errors import CatchAll
 from api_gateway.observability import ObserveRequests
 from api_gateway.policy import may_act_as_build_node
+from api_gateway.routes import build_node
 from api_gateway.rpc_client import RpcClient
 from shared.contracts.build_node import GET_TASK, GetTask, GetTaskRequest
 from shared.contracts.messages import Actor
@@ -153,11 +154,13 @@ class GatewayApp(FastAPI):
 
     def _route(self, method: str) -> APIRoute | None:
         if self._routes is None:
+            # The router's own route objects: FastAPI includes routers lazily, so the app's
+            # `routes` do not list them.
             self._routes = {
                 m: next(
                     (
                         r
-                        for r in self.routes
+                        for r in build_node.router.routes
                         if isinstance(r, APIRoute)
                         and r.path == GET_TASK_PATH
                         and m in (r.methods or ())
