@@ -56,6 +56,9 @@ class Sample:
     assigned: list[int] = field(default_factory=list)
     empty: int = 0
     errors: int = 0
+    # What went wrong, by kind: a status, or the exception and whether the connection had
+    # been used before (a keep-alive connection the server closed while it was idle).
+    error_kinds: Counter[str] = field(default_factory=Counter)
 
 
 # --- seeding ------------------------------------------------------------------------------
@@ -226,10 +229,16 @@ class Node:
         )
         self._request = head.encode() + body
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.used = False  # whether the current connection already carried a request
 
     async def get_task(self) -> dict[str, Any] | None:
+        if self._streams is not None and self._streams[0].at_eof():
+            # uvicorn closes a keep-alive connection idle for 5 s; like urllib3 (albs-node's
+            # client), do not send on a connection the server has already closed.
+            await self.close()
         if self._streams is None:
             self._streams = await asyncio.open_connection(self._host, self._port)
+            self.used = False
         reader, writer = self._streams
         writer.write(self._request)
         status = int((await reader.readline()).split()[1])
@@ -239,6 +248,7 @@ class Node:
             if name.lower() == b"content-length":
                 length = int(value)
         answer = await reader.readexactly(length)
+        self.used = True
         if status != 200:
             raise RuntimeError(f"get_task answered {status}: {answer[:200]!r}")
         task: dict[str, Any] | None = json.loads(answer)
@@ -255,8 +265,10 @@ async def call(node: Node, sample: Sample, since: float | None = None) -> None:
     started = time.perf_counter() if since is None else since
     try:
         task = await node.get_task()
-    except (OSError, RuntimeError, ValueError, IndexError, asyncio.IncompleteReadError):
+    except (OSError, RuntimeError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
         sample.errors += 1
+        kind = str(exc)[:40] if isinstance(exc, RuntimeError) else type(exc).__name__
+        sample.error_kinds[f"{kind} ({'reused' if node.used else 'new'} connection)"] += 1
         await node.close()
         return
     sample.latencies.append(time.perf_counter() - started)
@@ -326,9 +338,11 @@ async def stack_pids(engine: AsyncEngine) -> dict[str, list[int]]:
 
 
 def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    """User + system CPU each process (or group) used so far (from /proc/PID/stat)."""
+    """User + system CPU each process (or group) used so far (from /proc/PID/stat), and the
+    bench's own (`bench-client`): it competes for the same cores."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
+    own = os.times()
+    used: dict[str, float] = {"bench-client": own.user + own.system}
     for name, group in pids.items():
         for pid in group:
             try:
@@ -395,6 +409,7 @@ async def measure_shape(
         "idle_p50_ms": ms(idle.latencies, 50),
         "idle_p99_ms": ms(idle.latencies, 99),
         "errors": drain.errors + idle.errors,
+        "error_kinds": dict(drain.error_kinds + idle.error_kinds),
         "duplicates": duplicates,
         "left_in_queue": queue - len(set(drain.assigned)),
         "cpu_ms_per_claim": cpu_ms_per_call(cpu_start, cpu_drained, len(drain.assigned)),
@@ -423,6 +438,7 @@ async def run(args: Any, engine: AsyncEngine) -> None:
             "idle_p50_ms": ms(sample.latencies, 50),
             "idle_p99_ms": ms(sample.latencies, 99),
             "errors": sample.errors,
+            "error_kinds": dict(sample.error_kinds),
             "assigned": len(sample.assigned),
             "cpu_ms_per_idle_poll": cpu_ms_per_call(cpu_start, cpu_end, len(sample.latencies)),
             "load": [load_before, load_average()],

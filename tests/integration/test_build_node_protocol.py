@@ -348,3 +348,47 @@ async def test_the_get_task_consumer_answers_a_bad_request_with_an_error_and_cou
     assert reply.error.status == 500
     errors_after = REGISTRY.get_sample_value("albs_messages_handled_total", labels)
     assert errors_after == errors_before + 1
+
+
+def get_task_count(method: str, status: str) -> float:
+    labels = {"route": f"{NODE}/get_task", "method": method, "status": status}
+    return REGISTRY.get_sample_value("albs_http_request_duration_seconds_count", labels) or 0.0
+
+
+async def test_get_task_fast_path_and_fastapi_answer_alike(
+    api: httpx.AsyncClient, actors: dict[str, dict[str, str]]
+) -> None:
+    """The gateway answers get_task before FastAPI's stack and hands FastAPI every request
+    it would refuse (api_gateway/fast_path.py): the answers are FastAPI's either way."""
+    body = {"supported_arches": ["x86_64"]}
+    token = actors["node1"]["Authorization"].removeprefix("Bearer ")
+    before = get_task_count("GET", "200")
+    fast = await api.request(
+        "GET", f"{NODE}/get_task", json=body, headers={"Authorization": f"bearer {token}"}
+    )
+    assert (fast.status_code, fast.json()) == (200, None)
+    assert fast.headers["content-type"] == "application/json"
+    assert fast.headers["x-request-id"]
+    assert get_task_count("GET", "200") == before + 1  # same route label as FastAPI's
+    refused = {
+        "not JSON": {"content": b"supported_arches=x86_64", "headers": actors["node1"]},
+        "bad node id": {"json": body, "headers": {**actors["node1"], "X-Node-Id": ""}},
+        "a person": {"json": body, "headers": actors["user"]},
+        "no token": {"json": body},
+        "invalid JSON": {
+            "content": b'{"supported_arches": [',
+            "headers": {**actors["node1"], "Content-Type": "application/json"},
+        },
+    }
+    statuses = {}
+    for name, request in refused.items():
+        answer = await api.request("POST", f"{NODE}/get_task", **request)  # type: ignore[arg-type]
+        assert "detail" in answer.json(), name
+        statuses[name] = answer.status_code
+    assert statuses == {
+        "not JSON": 422,
+        "bad node id": 422,
+        "a person": 403,
+        "no token": 403,
+        "invalid JSON": 422,
+    }

@@ -29,14 +29,26 @@ async def current_actor(
 ) -> Actor:
     if credentials is None:
         raise forbidden("Not authenticated")
-    secret = request.app.state.settings.jwt_secret.get_secret_value()
+    state = request.app.state
+    return await actor_for(
+        state.settings.jwt_secret.get_secret_value(),
+        state.users,
+        credentials.credentials,
+        request.headers.get(NODE_HEADER),
+    )
+
+
+async def actor_for(
+    secret: str, directory: UserDirectory, token: str, node_header: str | None
+) -> Actor:
+    """The caller a bearer token names; raises what the route answers (403, or 422 for a
+    malformed `X-Node-Id`). Shared by the dependency and the node fast path."""
     try:
-        claims = decode_token(secret, credentials.credentials)
+        claims = decode_token(secret, token)
     except InvalidToken as exc:
         raise forbidden(str(exc)) from None
     if not id_in_range(claims.user_id):
         raise forbidden("Invalid or expired token.")
-    directory: UserDirectory = request.app.state.users
     user = await directory.get(claims.user_id)
     # A token names the kind of account it was issued to; a mismatch is a forged or stale token.
     if user is None or (claims.kind is not None and claims.kind != user.kind):
@@ -49,7 +61,7 @@ async def current_actor(
         name=user.username,
         is_admin=user.is_admin,
         kind=user.kind,
-        node_id=node_identity(user, request.headers.get(NODE_HEADER)),
+        node_id=node_identity(user, node_header),
     )
 
 

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from api_gateway import observability
 from api_gateway.errors import install_error_handlers
+from api_gateway.fast_path import GatewayApp
 from api_gateway.observability import ObserveRequests
 from api_gateway.routes import (
     build_node,
@@ -75,7 +76,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await engine.dispose()
             log.info("gateway stopped")
 
-    app = FastAPI(
+    app = GatewayApp(
         title="ALBS control plane API",
         version="0.1.0",
         lifespan=lifespan,

@@ -42,8 +42,12 @@ async def admin(actor: Annotated[Actor, Depends(people)]) -> Actor:
     return actor
 
 
+def may_act_as_build_node(actor: Actor) -> bool:
+    return actor.kind == UserKind.NODE or (actor.kind == UserKind.USER and actor.is_admin)
+
+
 async def build_node(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
-    if actor.kind == UserKind.NODE or (actor.kind == UserKind.USER and actor.is_admin):
+    if may_act_as_build_node(actor):
         return actor
     raise _denied("Only build nodes may call the build node endpoints.")
 
