@@ -11,7 +11,6 @@ caller makes the repository as before. No database session is held across a Pulp
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from artifacts.pulp import LOG_REPO, RPM_REPO, PulpClient, PulpError, PulpRepo, RepoKind
 from shared.db.models import PulpPoolEntry
 from shared.db.session import SessionFactory, unit_of_work
+from shared.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
 
@@ -194,29 +194,24 @@ class WarmPool:
         self.targets = targets
         self._fill = asyncio.Semaphore(fill_concurrency)
         self._check_seconds = check_seconds
-        self._wake = asyncio.Event()
+        self._job = PeriodicJob("pulp-pool", self._refill_when_quiet, check_seconds)
         # Claims in flight in this process: the refill makes no new entry meanwhile, so its
         # requests do not queue in front of a build's renames at Pulp's API processes.
         self._claims = 0
         self._no_claims = asyncio.Event()
         self._no_claims.set()
         self._last_claim = float("-inf")
-        self._runner: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:
         return any(self.targets.values())
 
     async def start(self) -> None:
-        if self.enabled and self._runner is None:
-            self._runner = asyncio.create_task(self._run(), name="pulp-pool")
+        if self.enabled:
+            self._job.start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        await self._job.stop()
 
     async def take(self, wanted: Sequence[tuple[PoolKind, str]]) -> dict[str, PulpRepo]:
         """name -> the pool's repository renamed to it, for each (kind, name) the pool had;
@@ -237,7 +232,7 @@ class WarmPool:
     async def _take(self, wanted: list[tuple[PoolKind, str]]) -> dict[str, PulpRepo]:
         async with unit_of_work(self._sessions) as session:
             claimed = {name: await claim(session, kind, name) for kind, name in wanted}
-        self._wake.set()
+        self._job.wake.set()
         entries = {name: entry for name, entry in claimed.items() if entry is not None}
         if len(entries) < len(wanted):
             log.info("pulp pool: %d of %d entries wanted were ready", len(entries), len(wanted))
@@ -282,16 +277,9 @@ class WarmPool:
         await asyncio.gather(*(self._remove(_entry(row)) for row in rows))
         return len(rows)
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            await self._quiet()
-            try:
-                await self.refill()
-            except Exception:  # the loop outlives a Pulp or database hiccup
-                log.exception("pulp pool: refill failed; trying again later")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._check_seconds)
+    async def _refill_when_quiet(self) -> None:
+        await self._quiet()
+        await self.refill()
 
     async def _quiet(self) -> None:
         """Wait until no claim came for REFILL_DELAY_SECONDS (at most the check interval):
