@@ -204,7 +204,8 @@ async def test_a_failed_attempt_without_source_rpm_is_stored_unlinked(
 @pytest.mark.parametrize(
     ("attempt", "href"),
     [
-        (2, f"/pulp/api/v3/artifacts/{uuid.uuid4()}/"),
+        # A fixed uuid: xdist workers must collect identical test ids.
+        (2, "/pulp/api/v3/artifacts/5ae1662c-f7ff-4f72-baaf-b5608abb354c/"),
         (3, "http://127.0.0.2:9/pulp/api/v3/artifacts/elsewhere/"),  # never requested
     ],
 )

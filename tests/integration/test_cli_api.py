@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from faststream import FastStream
 from typer.testing import CliRunner, Result
 
+from auth import cli_api
 from auth.cli import app as cli_app
 from shared.contracts.build_node import BuildTaskArtifactsStored
 from shared.db.models import UserKind
@@ -81,6 +82,9 @@ class Cli:
         self.url = url
         self.home = home
         self.runner = CliRunner()
+        # The CLI's consoles take their width from COLUMNS when it is imported, and an
+        # xdist worker starts with COLUMNS=80: tables would be cut short.
+        cli_api.out.width = cli_api.err.width = 200
 
     def env(self, token: str | None) -> dict[str, str | None]:
         # XDG_CONFIG_HOME in the test's directory: no real ~/.config/albs/cli.toml is read.

@@ -6,7 +6,8 @@ the artifacts queue, attempt 1), and the gateway and the scheduler reconnected b
 themselves (a node's get_task and ping work again).
 
 It stops the shared RabbitMQ node's application, so every other run on this machine sees
-the outage too; `start_app` runs in a `finally` whatever happens.
+the outage too; `start_app` runs in a `finally` whatever happens. Marked `exclusive`:
+scripts/test runs it after the parallel part of the suite, with no other test beside it.
 """
 
 import asyncio
@@ -31,7 +32,7 @@ from tests.support.servers import Servers
 from tests.support.stack import TokenMaker, bearer
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("clean_db")
+pytestmark = [pytest.mark.usefixtures("clean_db"), pytest.mark.exclusive]
 NODE = "/api/v1/build_node"
 TASKS = 24
 REPORT_EVERY = 0.6  # the burst spans ~15 s: before, during and after the outage
