@@ -108,5 +108,6 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_config=None,  # the root logger's format (shared/logs.py) for uvicorn's lines too
     )

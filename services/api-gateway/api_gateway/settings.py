@@ -23,6 +23,10 @@ class GatewaySettings(CommonSettings):
     # How often the gateway asks RabbitMQ whether each RPC queue has a consumer.
     rpc_consumer_check_seconds: float = Field(default=1.0, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # albs-node polls every 5-10 s on a kept-alive connection: uvicorn's default of 5 s
+    # closed it between polls (a new TCP connection per poll, and a race when the close
+    # and the next request cross).
+    keep_alive_seconds: int = Field(default=75, ge=1)
 
     @field_validator("jwt_secret")
     @classmethod
