@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLATFORMS = ROOT / "tests" / "integration" / "data" / "platforms.yaml"
 GET_TASK = "/api/v1/build_node/get_task"
 ARCHES = ["x86_64", "i686"]
+GET_TASK_BODY = {"supported_arches": ARCHES}
 REFS_PER_BUILD = 2
 BLOCKED_PER_BUILD = 1000
 SHAPES = "100/1,100/10,400/50,2000/50,10000/50"
@@ -219,19 +220,27 @@ class Node:
     """One keep-alive HTTP/1.1 connection asking get_task as albs-node does (GET with a
     JSON body). Written by hand: httpx spends more CPU per call than the server does."""
 
-    def __init__(self, url: httpx.URL, token: str, node_id: str) -> None:
+    def __init__(
+        self,
+        url: httpx.URL,
+        token: str,
+        node_id: str,
+        path: str = GET_TASK,
+        json_body: dict[str, Any] | None = GET_TASK_BODY,
+    ) -> None:
         self._host, self._port = url.host, url.port or 80
-        body = json.dumps({"supported_arches": ARCHES}).encode()
+        body = b"" if json_body is None else json.dumps(json_body).encode()
+        typed = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
         head = (
-            f"GET {GET_TASK} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-            f"Authorization: Bearer {token}\r\nX-Node-Id: {node_id}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
+            f"Authorization: Bearer {token}\r\nX-Node-Id: {node_id}\r\n{typed}\r\n"
         )
         self._request = head.encode() + body
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.used = False  # whether the current connection already carried a request
 
-    async def get_task(self) -> dict[str, Any] | None:
+    async def ask(self) -> bytes:
+        """The answer's body; anything but a 200 is an error."""
         if self._streams is not None and self._streams[0].at_eof():
             # uvicorn closes a keep-alive connection idle for 5 s; like urllib3 (albs-node's
             # client), do not send on a connection the server has already closed.
@@ -250,8 +259,13 @@ class Node:
         answer = await reader.readexactly(length)
         self.used = True
         if status != 200:
-            raise RuntimeError(f"get_task answered {status}: {answer[:200]!r}")
-        task: dict[str, Any] | None = json.loads(answer)
+            raise RuntimeError(
+                f"{self._request.split(b' ')[1].decode()} answered {status}: {answer[:200]!r}"
+            )
+        return answer
+
+    async def get_task(self) -> dict[str, Any] | None:
+        task: dict[str, Any] | None = json.loads(await self.ask())
         return task
 
     async def close(self) -> None:
@@ -313,6 +327,19 @@ async def open_loop(make: Any, rate: float, seconds: float) -> Sample:
     for node in free:
         await node.close()
     return sample
+
+
+async def platforms_p50(url: httpx.URL, token: str, seconds: float) -> float | None:
+    """p50 of GET /api/v1/platforms/ by one client back to back, for `seconds`."""
+    reader = Node(url, token, "bench-reader", path="/api/v1/platforms/", json_body=None)
+    latencies: list[float] = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        started = time.perf_counter()
+        await reader.ask()
+        latencies.append(time.perf_counter() - started)
+    await reader.close()
+    return ms(latencies, 50)
 
 
 def ms(values: list[float], q: int) -> float | None:
@@ -378,7 +405,7 @@ async def outbox_doubles(engine: AsyncEngine, build_ids: list[int]) -> int:
 
 
 async def measure_shape(
-    engine: AsyncEngine, url: httpx.URL, token: str, shape: str, args: Any
+    engine: AsyncEngine, url: httpx.URL, token: str, reader: str, shape: str, args: Any
 ) -> dict[str, Any]:
     queue, pollers = (int(x) for x in shape.split("/"))
     build_ids = await seed(engine, queue, args.blocked)
@@ -392,6 +419,8 @@ async def measure_shape(
     cpu_drained = cpu_seconds(pids)
     idle = await closed_loop(nodes, time.monotonic() + args.idle_seconds, None)
     cpu_idle = cpu_seconds(pids)
+    # The idle poll's yardstick at one poller: a plain authenticated read, back to back.
+    read_p50 = await platforms_p50(url, reader, args.idle_seconds) if pollers == 1 else None
     for node in nodes:
         await node.close()
     duplicates = len(drain.assigned) - len(set(drain.assigned))
@@ -408,6 +437,7 @@ async def measure_shape(
         "idle_rate": round(len(idle.latencies) / args.idle_seconds, 1),
         "idle_p50_ms": ms(idle.latencies, 50),
         "idle_p99_ms": ms(idle.latencies, 99),
+        "platforms_get_p50_ms": read_p50,
         "errors": drain.errors + idle.errors,
         "error_kinds": dict(drain.error_kinds + idle.error_kinds),
         "duplicates": duplicates,
@@ -421,8 +451,9 @@ async def measure_shape(
 async def run(args: Any, engine: AsyncEngine) -> None:
     url = httpx.URL(os.environ.get("GATEWAY_URL", "http://127.0.0.1:8088"))
     node = token("--node", "bench-node")
+    reader = token("--username", "bench-reader")
     for shape in args.shapes.split(",") if args.shapes else []:
-        print(json.dumps(await measure_shape(engine, url, node, shape, args)), flush=True)
+        print(json.dumps(await measure_shape(engine, url, node, reader, shape, args)), flush=True)
     if args.idle_rate:
         names = iter(range(10**6))
         load_before = load_average()

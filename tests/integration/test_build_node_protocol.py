@@ -1,6 +1,7 @@
 """The Build Node protocol against the scheduler: get_task, ping, build_done, leases."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,8 @@ from faststream import FastStream
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
+from api_gateway.main import create_app as create_gateway
+from api_gateway.settings import GatewaySettings
 from shared.contracts.build_node import GET_TASK, BuildTaskArtifactsStored
 from shared.contracts.messages import RpcReply
 from shared.contracts.topology import Topology
@@ -19,8 +22,9 @@ from shared.db.models import Build, BuildTask, Repository, UserKind, build_repo
 from shared.db.session import SessionFactory, unit_of_work
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
 from tests.support.events import EventBus, EventTap
+from tests.support.fixtures import delete_queues
 from tests.support.servers import Servers
-from tests.support.stack import TokenMaker, bearer
+from tests.support.stack import TokenMaker, bearer, settings_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -392,3 +396,54 @@ async def test_get_task_fast_path_and_fastapi_answer_alike(
         "no token": 403,
         "invalid JSON": 422,
     }
+
+
+@pytest.fixture
+async def lonely_gateway(
+    service_env: dict[str, str], servers: Servers, run_id: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway on the same database, on a RabbitMQ prefix no scheduler consumes."""
+    prefix = f"test-{run_id}-lonely"
+    app = create_gateway(settings_for(GatewaySettings, service_env, amqp_prefix=prefix))
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+            ) as client,
+        ):
+            yield client
+    finally:
+        await delete_queues(servers.amqp_url, prefix)
+
+
+async def test_an_idle_poll_is_answered_from_a_read_without_the_scheduler(
+    api: httpx.AsyncClient,
+    lonely_gateway: httpx.AsyncClient,
+    actors: dict[str, dict[str, str]],
+    event_bus: EventBus,
+    sessions: SessionFactory,
+) -> None:
+    """Nothing runnable for the node's arches: null, from the gateway alone
+    (api_gateway/idle_poll.py). Something runnable: only the scheduler may hand it out."""
+
+    async def poll(arches: list[str]) -> httpx.Response:
+        body = {"supported_arches": arches}
+        return await lonely_gateway.request(
+            "GET", f"{NODE}/get_task", json=body, headers=actors["node1"]
+        )
+
+    build = await submit_build(api, actors["user"], two_refs())
+    for arches in (["x86_64", "i686"], ["aarch64"]):  # repositories not ready, another arch
+        answer = await poll(arches)
+        assert (answer.status_code, answer.json()) == (200, None)
+    await mark_ready(event_bus, sessions, build["id"])
+    # Ref a's i686 task waits for its x86_64 one: blocked tasks are not runnable.
+    for arches in (["i686"], ["aarch64"]):
+        answer = await poll(arches)
+        assert (answer.status_code, answer.json()) == (200, None)
+    refused = await poll(["x86_64"])
+    assert refused.status_code == 503, refused.text  # nobody to hand it out on that prefix
+    task = await get_task(api, actors["node1"], ["i686", "x86_64"])
+    assert task is not None
+    assert (task["id"], task["arch"]) == (build["tasks"][0]["id"], "x86_64")

@@ -25,7 +25,7 @@ from shared.db.models import UserKind
 from shared.db.session import SessionFactory
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
 from tests.support.events import EventBus
-from tests.support.fixtures import _delete_queues
+from tests.support.fixtures import delete_queues
 from tests.support.servers import Servers
 from tests.support.stack import TokenMaker, bearer, settings_for
 from tests.support.waiting import eventually
@@ -64,7 +64,7 @@ async def lonely_gateway(
         async with app.router.lifespan_context(app):
             yield app, prefix
     finally:
-        await _delete_queues(servers.amqp_url, prefix)
+        await delete_queues(servers.amqp_url, prefix)
 
 
 async def gateway_connections(sessions: SessionFactory) -> int:
@@ -97,23 +97,27 @@ async def test_without_schedulers_commands_fail_fast_and_reads_go_on(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=2) as api:
         watcher = asyncio.create_task(watch_connections())
+        report = {"task_id": 1, "status": "done", "artifacts": []}
+        commands = [api.post(f"{NODE}/build_done", json=report, headers=node) for _ in range(100)]
+        reads = [
+            api.get("/api/v1/builds/", params={"pageNumber": 1}, headers=user) for _ in range(20)
+        ]
+        # An idle poll is a read too (nothing is runnable): the gateway answers it alone.
         polls = [
             api.request(
                 "GET", f"{NODE}/get_task", json={"supported_arches": ["x86_64"]}, headers=node
             )
-            for _ in range(100)
+            for _ in range(20)
         ]
-        reads = [
-            api.get("/api/v1/builds/", params={"pageNumber": 1}, headers=user) for _ in range(20)
-        ]
-        answers = await asyncio.gather(*polls, *reads)
+        answers = await asyncio.gather(*commands, *reads, *polls)
         done.set()
         await watcher
         health = (await api.get("/healthz")).json()
 
     assert [a.status_code for a in answers[:100]] == [503] * 100
-    assert "build_node.get_task" in answers[0].json()["detail"]
-    assert [a.status_code for a in answers[100:]] == [200] * 20
+    assert "build_node.build_done" in answers[0].json()["detail"]
+    assert [a.status_code for a in answers[100:120]] == [200] * 20
+    assert [(a.status_code, a.json()) for a in answers[120:]] == [(200, None)] * 20
     # The session gateway of this test run counts too; each stays within its own pool.
     assert peak <= 2 * (POOL + OVERFLOW)
     assert health["status"] == "degraded"
@@ -150,7 +154,7 @@ async def test_a_scheduler_waits_for_its_database_before_consuming(
                 await starting
         await app.stop()
         await migrate.drop_database(database_url)
-        await _delete_queues(servers.amqp_url, prefix)
+        await delete_queues(servers.amqp_url, prefix)
 
 
 async def consumers(amqp_url: str, topology: Topology) -> int:

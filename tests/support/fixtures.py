@@ -48,7 +48,7 @@ def scratch_database(servers: Servers, name: str, first_build: int) -> Iterator[
 
 def scratch_prefix(servers: Servers, prefix: str) -> Iterator[str]:
     yield prefix
-    asyncio.run(_delete_queues(servers.amqp_url, prefix))
+    asyncio.run(delete_queues(servers.amqp_url, prefix))
 
 
 NO_PULP_POOL = {
@@ -96,7 +96,7 @@ async def _offset_build_ids(database_url: str, start: int) -> None:
     await engine.dispose()
 
 
-async def _delete_queues(amqp_url: str, prefix: str) -> None:
+async def delete_queues(amqp_url: str, prefix: str) -> None:
     """Best effort: remove this run's queues and exchanges (needs rabbitmqctl on this host)."""
     if shutil.which("rabbitmqctl") is None:
         return

@@ -6,7 +6,7 @@ gateway more CPU than the call itself. `GatewayApp` answers exactly that path it
 the request is one FastAPI would accept: a bearer token of a build node (or an
 administrator), a JSON body within the size limit that `GetTaskRequest` validates. It
 checks them with the same code (`actor_for`, `may_act_as_build_node`, the same model), then
-makes the same RPC and sends the result on as raw bytes.
+answers as the route does (`idle_poll.next_task`) and sends the result on as raw bytes.
 
 Anything else — no or bad token, another kind of account, a malformed `X-Node-Id`, a body
 that is too large, not JSON or invalid, another content type, a `root_path` — is passed to
@@ -29,11 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_gateway.auth import NODE_HEADER, actor_for
 from api_gateway.errors import CatchAll
+from api_gateway.idle_poll import next_task
 from api_gateway.observability import ObserveRequests
 from api_gateway.policy import may_act_as_build_node
 from api_gateway.routes import build_node
-from api_gateway.rpc_client import RpcClient
-from shared.contracts.build_node import GET_TASK, GetTask, GetTaskRequest
+from shared.contracts.build_node import GetTask, GetTaskRequest
 from shared.contracts.messages import Actor
 
 GET_TASK_PATH = "/api/v1/build_node/get_task"
@@ -125,9 +125,8 @@ class GatewayApp(FastAPI):
     async def _claim(self, scope: Scope, receive: Receive, send: Send) -> None:
         # For ObserveRequests: the metrics and the access line name the route template.
         scope["route"] = self._route(scope["method"])
-        rpc: RpcClient = self.state.rpc
         try:
-            task = await rpc.call_json(GET_TASK, scope["albs.get_task"])
+            task = await next_task(self.state.runnable, self.state.rpc, scope["albs.get_task"])
         except Exception as exc:
             handler = self._handler_for(exc)
             if handler is None:

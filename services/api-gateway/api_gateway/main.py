@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from api_gateway import observability
 from api_gateway.errors import install_error_handlers
 from api_gateway.fast_path import GatewayApp
+from api_gateway.idle_poll import RunnableCheck
 from api_gateway.observability import ObserveRequests
 from api_gateway.routes import (
     build_node,
@@ -49,6 +50,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         app.state.settings = settings
         app.state.sessions = create_session_factory(engine)
+        app.state.runnable = RunnableCheck(
+            settings.database_url, settings.idle_check_pool_size, settings.db_limits()
+        )
         app.state.users = UserDirectory(
             app.state.sessions, settings.database_url, ttl=settings.auth_cache_seconds
         )
@@ -71,6 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.rpc.stop()
+            await app.state.runnable.stop()
             await app.state.users.stop()
             await app.state.redis.aclose()
             await engine.dispose()

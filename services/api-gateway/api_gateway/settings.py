@@ -23,6 +23,8 @@ class GatewaySettings(CommonSettings):
     # How often the gateway asks RabbitMQ whether each RPC queue has a consumer.
     rpc_consumer_check_seconds: float = Field(default=1.0, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # asyncpg connections for get_task's idle check (is anything runnable for the node?).
+    idle_check_pool_size: int = Field(default=2, ge=1, le=20)
     # albs-node polls every 5-10 s on a kept-alive connection: uvicorn's default of 5 s
     # closed it between polls (a new TCP connection per poll, and a race when the close
     # and the next request cross).

@@ -43,6 +43,10 @@ FINISHED_STATUSES = (
 # not yet filed. Cancelled tasks are settled at once.
 UNSETTLED = "status IN (0, 1) OR (status IN (2, 3, 4) AND artifacts_stored_at IS NULL)"
 
+# A task that may be handed out now to a node building the arches bound as $1 (asyncpg's
+# style): the scheduler's claim and the gateway's idle check read exactly these rows.
+RUNNABLE_FOR_ARCHES = "status = 0 AND runnable AND array_position($1::text[], arch) IS NOT NULL"
+
 build_repo = Table(
     "build_repo",
     Base.metadata,

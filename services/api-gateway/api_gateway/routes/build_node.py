@@ -3,11 +3,11 @@
 from fastapi import APIRouter, Request, Response
 
 from api_gateway.deps import RpcDep
+from api_gateway.idle_poll import next_task
 from api_gateway.policy import BuildNode
 from api_gateway.responses import BODY, COMMON, errors
 from shared.contracts.build_node import (
     BUILD_DONE,
-    GET_TASK,
     BuildDone,
     BuildDoneReply,
     GetTask,
@@ -28,11 +28,12 @@ router = APIRouter(
 # albs-node sends a GET with a JSON body; POST is accepted for clients and proxies that drop it.
 @router.get("/get_task", response_model=Task | None, operation_id="get_task")
 @router.post("/get_task", response_model=Task | None, operation_id="get_task_post")
-async def get_task(body: GetTaskRequest, node: BuildNode, rpc: RpcDep) -> Response:
+async def get_task(
+    body: GetTaskRequest, node: BuildNode, rpc: RpcDep, request: Request
+) -> Response:
     """The scheduler's stored Task body, sent on as it comes: a node's hottest call."""
-    task = await rpc.call_json(
-        GET_TASK, GetTask(actor=node, supported_arches=body.supported_arches)
-    )
+    wanted = GetTask(actor=node, supported_arches=body.supported_arches)
+    task = await next_task(request.app.state.runnable, rpc, wanted)
     return Response(task, media_type="application/json")
 
 
