@@ -1,10 +1,12 @@
 """Engine and session factory; built by each process at start, never at import."""
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -73,6 +75,52 @@ def asyncpg_params(database_url: str) -> dict[str, Any]:
         "password": url.password,
         "database": url.database,
     }
+
+
+class StatementPool:
+    """A small asyncpg pool for a service's hottest statements, next to its SQLAlchemy
+    engine: autocommit, statements prepared once per connection, and no reset round trip
+    on release (these statements leave no session state). Opened by its first use: a
+    subscriber may consume before the start hooks ran, and a service starts while
+    PostgreSQL is still down."""
+
+    def __init__(
+        self, database_url: str, size: int, *, application_name: str, limits: DbLimits
+    ) -> None:
+        self._database_url = database_url
+        self._size = size
+        self._application_name = application_name
+        self.limits = limits
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    **asyncpg_params(self._database_url),
+                    min_size=1,
+                    max_size=self._size,
+                    reset=_keep_as_is,
+                    timeout=self.limits.connect_timeout,
+                    server_settings={
+                        "application_name": self._application_name,
+                        "statement_timeout": _ms(self.limits.statement_timeout),
+                        "lock_timeout": _ms(self.limits.lock_timeout),
+                    },
+                )
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def _keep_as_is(connection: asyncpg.Connection) -> None:
+    """Nothing to reset: skip asyncpg's reset statement on release."""
 
 
 def _ms(seconds: float) -> str:

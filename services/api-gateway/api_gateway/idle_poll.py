@@ -11,7 +11,6 @@ While the queue is busy the check only costs: for `BUSY_SECONDS` after a poll wa
 task, polls go straight to the scheduler, as before the check existed.
 """
 
-import asyncio
 import logging
 import time
 
@@ -20,7 +19,7 @@ import asyncpg
 from api_gateway.rpc_client import RpcClient
 from shared.contracts.build_node import GET_TASK, GetTask
 from shared.db.models.builds import RUNNABLE_FOR_ARCHES
-from shared.db.session import DbLimits, asyncpg_params
+from shared.db.session import DbLimits, StatementPool
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +33,17 @@ BUSY_SECONDS = 0.5
 
 
 class RunnableCheck:
-    """Its own small asyncpg pool in autocommit, the statement prepared once per connection:
-    through SQLAlchemy's pool (a pre-ping per checkout, result objects) the check cost the
-    gateway more CPU than a claim's RPC (measured, decision 0008)."""
+    """The check on its own `StatementPool`: through the gateway's SQLAlchemy pool (a
+    pre-ping per checkout, result objects) it cost the gateway more CPU than a claim's RPC
+    (measured, decision 0008)."""
 
     def __init__(self, database_url: str, size: int, limits: DbLimits | None = None) -> None:
-        self._database_url = database_url
-        self._size = size
-        self._limits = limits or DbLimits()
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
+        self._statements = StatementPool(
+            database_url,
+            size,
+            application_name="albs-gateway-idle-check",
+            limits=limits or DbLimits(),
+        )
         self._busy_until = 0.0
 
     @property
@@ -55,35 +55,12 @@ class RunnableCheck:
         self._busy_until = time.monotonic() + BUSY_SECONDS
 
     async def stop(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._statements.close()
 
     async def nothing_runnable(self, arches: list[str]) -> bool:
-        pool = await self._open()
-        async with pool.acquire(timeout=self._limits.pool_timeout) as connection:
+        pool = await self._statements.get()
+        async with pool.acquire(timeout=self._statements.limits.pool_timeout) as connection:
             return await connection.fetchval(FIRST_RUNNABLE, arches) is None
-
-    async def _open(self) -> asyncpg.Pool:
-        # Opened by the first poll, so a gateway starts while PostgreSQL is still down.
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    **asyncpg_params(self._database_url),
-                    min_size=1,
-                    max_size=self._size,
-                    reset=_keep_as_is,
-                    timeout=self._limits.connect_timeout,
-                    server_settings={
-                        "application_name": "albs-gateway-idle-check",
-                        "statement_timeout": str(int(self._limits.statement_timeout * 1000)),
-                    },
-                )
-            return self._pool
-
-
-async def _keep_as_is(connection: asyncpg.Connection) -> None:
-    """The check leaves no session state behind: skip asyncpg's reset round trip on release."""
 
 
 async def next_task(check: RunnableCheck, rpc: RpcClient, request: GetTask) -> bytes:

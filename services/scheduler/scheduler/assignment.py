@@ -6,7 +6,6 @@ so any number of replicas pass each other), starts it with a lease, records
 small asyncpg pool in autocommit: the statement is its own transaction.
 """
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from scheduler import task_bodies
 from shared import correlation
 from shared.db.models import BuildTask
 from shared.db.models.builds import RUNNABLE_FOR_ARCHES
-from shared.db.session import DbLimits, SessionFactory, asyncpg_params, in_transaction
+from shared.db.session import DbLimits, SessionFactory, StatementPool, in_transaction
 from shared.errors import Unavailable
 from shared.messaging.outbox import NOTIFY_CHANNEL
 
@@ -77,42 +76,23 @@ class ClaimPool:
     """The scheduler's connections for claims; the rest of its work uses SQLAlchemy."""
 
     def __init__(self, database_url: str, size: int, limits: DbLimits | None = None) -> None:
-        self._database_url = database_url
-        self._size = size
-        self._limits = limits or DbLimits()
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
+        self._statements = StatementPool(
+            database_url,
+            size,
+            application_name="albs-scheduler-claims",
+            limits=limits or DbLimits(),
+        )
 
     async def start(self) -> None:
-        await self._open()
-
-    async def _open(self) -> asyncpg.Pool:
-        # Subscribers may consume before the start hooks ran: the first claim opens the pool.
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    **asyncpg_params(self._database_url),
-                    min_size=1,
-                    max_size=self._size,
-                    reset=_keep_as_is,
-                    timeout=self._limits.connect_timeout,
-                    server_settings={
-                        "application_name": "albs-scheduler-claims",
-                        "statement_timeout": str(int(self._limits.statement_timeout * 1000)),
-                        "lock_timeout": str(int(self._limits.lock_timeout * 1000)),
-                    },
-                )
-            return self._pool
+        await self._statements.get()
 
     async def stop(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._statements.close()
 
     async def claim(self, claim: Claim) -> tuple[int, str | None] | None:
         """The claimed task's id and stored body (None for tasks made runnable before 0003)."""
         try:
-            pool = self._pool or await self._open()
+            pool = await self._statements.get()
             row = await pool.fetchrow(
                 CLAIM_NEXT_TASK,
                 claim.arches,
@@ -124,10 +104,6 @@ class ClaimPool:
         except UNREACHABLE as exc:
             raise Unavailable("The database is unavailable; try again shortly.") from exc
         return None if row is None else (row["id"], row["body"])
-
-
-async def _keep_as_is(connection: asyncpg.Connection) -> None:
-    """Claims leave no session state behind: skip asyncpg's reset round trip on release."""
 
 
 async def assign_next_task(pool: ClaimPool, sessions: SessionFactory, claim: Claim) -> str | None:
