@@ -3,6 +3,7 @@ signed with another key; the build is left as it was and can be signed again (SI
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from scheduler.leases import requeue_expired_sign_tasks
 from scheduler.reaper import Reaper
 from shared.db.models import BuildArtifact, BuildTask, SignTaskStatus
 from shared.db.session import SessionFactory, unit_of_work
-from tests.support.sign_node import GpgKey, make_gpg_key
+from tests.support.sign_node import GpgKey, gpg_keyring
 from tests.support.signing import (
     ARCH,
     FinishedBuild,
@@ -166,11 +167,18 @@ async def test_a_swap_pulp_refuses_fails_the_task_and_a_restart_after_signing_un
     await build_next_task(api, people["node"], ARCH, "failed", [])
 
 
+@pytest.fixture
+def other_gpg_key(tmp_path: Path) -> Iterator[GpgKey]:
+    with gpg_keyring(tmp_path / "other-gnupg", name="Not The Registered Key") as key:
+        yield key
+
+
 async def test_files_signed_with_another_key_fail_the_task_and_change_nothing(
     api: httpx.AsyncClient,
     people: People,
     sign_key: dict[str, Any],
     gpg_key: GpgKey,
+    other_gpg_key: GpgKey,
     finished_build: FinishedBuild,
     pulp_http: httpx.AsyncClient,
     sessions: SessionFactory,
@@ -178,8 +186,7 @@ async def test_files_signed_with_another_key_fail_the_task_and_change_nothing(
 ) -> None:
     """SIGNING.md §5.12: the server checks what Pulp read from each file's signatures."""
     build_id = await finished_build("impostor")
-    other_key = make_gpg_key(tmp_path / "other-gnupg", name="Not The Registered Key")
-    impostor = node(api, people["signer"], pulp_http, other_key, tmp_path)
+    impostor = node(api, people["signer"], pulp_http, other_gpg_key, tmp_path)
     created = await queue_task(api, people["owner"], build_id, sign_key["id"])
     task = await impostor.poll([gpg_key.keyid])
     assert task["id"] == created["id"]

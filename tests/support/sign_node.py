@@ -8,9 +8,11 @@ reports the artifact hrefs to `complete`. Its Pulp client is the run's logged-in
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,22 @@ def make_gpg_key(home: Path, name: str = "ALBS Test Signing") -> GpgKey:
     keyid = next(line.split(":")[4] for line in listed if line.startswith("pub:"))
     fingerprint = next(line.split(":")[9] for line in listed if line.startswith("fpr:"))
     return GpgKey(home, keyid, fingerprint)
+
+
+@contextlib.contextmanager
+def gpg_keyring(home: Path, name: str = "ALBS Test Signing") -> Iterator[GpgKey]:
+    """`make_gpg_key`, and the gpg-agent that signing starts for the keyring stopped after:
+    each keyring would leave its own agent running past the test run."""
+    key = make_gpg_key(home, name)
+    try:
+        yield key
+    finally:
+        subprocess.run(
+            [_tool("gpgconf", "gnupg"), "--kill", "gpg-agent"],
+            env={**os.environ, "GNUPGHOME": str(home)},
+            check=False,
+            capture_output=True,
+        )
 
 
 def rpmsign(key: GpgKey, files: list[Path]) -> None:

@@ -3,7 +3,7 @@ builds finished through the real path (artifacts service, real RPMs in the real 
 the small steps the signing tests repeat (queue a task, sign it, wait for its status)."""
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from tests.support.artifacts import remove_pulp_repositories, unique_platform
 from tests.support.builds import create_platform, get_task, platform_body, submit_build
 from tests.support.pulp_node import PulpServer, upload_artifact
 from tests.support.rpms import RpmFactory
-from tests.support.sign_node import GpgKey, SignNode, make_gpg_key
+from tests.support.sign_node import GpgKey, SignNode, gpg_keyring
 from tests.support.stack import TokenMaker, bearer
 from tests.support.waiting import eventually
 
@@ -42,8 +42,9 @@ FinishedBuild = Callable[..., Awaitable[int]]
 
 
 @pytest.fixture(scope="module")
-def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> GpgKey:
-    return make_gpg_key(tmp_path_factory.mktemp("gnupg") / "home")
+def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpgKey]:
+    with gpg_keyring(tmp_path_factory.mktemp("gnupg") / "home") as key:
+        yield key
 
 
 @pytest.fixture(scope="module")
