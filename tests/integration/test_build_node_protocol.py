@@ -12,19 +12,17 @@ from faststream import FastStream
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
-from api_gateway.main import create_app as create_gateway
-from api_gateway.settings import GatewaySettings
 from shared.contracts.build_node import GET_TASK, BuildTaskArtifactsStored
 from shared.contracts.messages import RpcReply
 from shared.contracts.topology import Topology
 from shared.db.base import utcnow
 from shared.db.models import Build, BuildTask, Repository, UserKind, build_repo
 from shared.db.session import SessionFactory, unit_of_work
+from tests.support import stack
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
 from tests.support.events import EventBus, EventTap
-from tests.support.fixtures import delete_queues
 from tests.support.servers import Servers
-from tests.support.stack import TokenMaker, bearer, settings_for
+from tests.support.stack import TokenMaker, bearer
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -400,21 +398,13 @@ async def test_get_task_fast_path_and_fastapi_answer_alike(
 
 @pytest.fixture
 async def lonely_gateway(
-    service_env: dict[str, str], servers: Servers, run_id: str
+    service_env: dict[str, str], servers: Servers
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A gateway on the same database, on a RabbitMQ prefix no scheduler consumes."""
-    prefix = f"test-{run_id}-lonely"
-    app = create_gateway(settings_for(GatewaySettings, service_env, amqp_prefix=prefix))
-    try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://gateway"
-            ) as client,
-        ):
-            yield client
-    finally:
-        await delete_queues(servers.amqp_url, prefix)
+    async with (
+        stack.lonely_gateway(servers, service_env) as (app, _),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
+    ):
+        yield client
 
 
 async def test_an_idle_poll_is_answered_from_a_read_without_the_scheduler(

@@ -14,8 +14,6 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from api_gateway.main import create_app as create_gateway
-from api_gateway.settings import GatewaySettings
 from scheduler.main import create_app as create_scheduler
 from scheduler.settings import SchedulerSettings
 from shared.contracts.build_node import GET_TASK
@@ -23,6 +21,7 @@ from shared.contracts.topology import Topology
 from shared.db import migrate
 from shared.db.models import UserKind
 from shared.db.session import SessionFactory
+from tests.support import stack
 from tests.support.builds import create_platform, get_task, mark_ready, platform_body, submit_build
 from tests.support.events import EventBus
 from tests.support.fixtures import delete_queues
@@ -36,35 +35,14 @@ NODE = "/api/v1/build_node"
 POOL, OVERFLOW = 3, 2
 
 
-async def declare_rpc_queue(amqp_url: str, topology: Topology) -> None:
-    """The get_task queue as stopped scheduler replicas leave it: there, with no consumer."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(topology.rpc_queue(GET_TASK).name, durable=True)
-
-
 @pytest.fixture
 async def lonely_gateway(
     servers: Servers, service_env: dict[str, str]
 ) -> AsyncIterator[tuple[FastAPI, str]]:
-    """A gateway whose RPC queues nobody consumes (its own prefix), on the test database."""
-    prefix = f"lonely-{secrets.token_hex(3)}"
-    await declare_rpc_queue(servers.amqp_url, Topology(prefix))
-    settings = settings_for(
-        GatewaySettings,
-        service_env,
-        amqp_prefix=prefix,
-        rpc_timeout_seconds=10,
-        db_pool_size=POOL,
-        db_max_overflow=OVERFLOW,
-    )
-    app = create_gateway(settings)
-    try:
-        async with app.router.lifespan_context(app):
-            yield app, prefix
-    finally:
-        await delete_queues(servers.amqp_url, prefix)
+    async with stack.lonely_gateway(
+        servers, service_env, rpc_timeout_seconds=10, db_pool_size=POOL, db_max_overflow=OVERFLOW
+    ) as running:
+        yield running
 
 
 async def gateway_connections(sessions: SessionFactory) -> int:

@@ -1,8 +1,11 @@
 """The services in-process, on the real servers: fast integration tests of whole flows."""
 
+import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+import aio_pika
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -16,9 +19,13 @@ from auth.settings import AuthSettings
 from auth.users import ensure_user, token_for
 from scheduler.main import create_app as create_scheduler
 from scheduler.settings import SchedulerSettings
+from shared.contracts.build_node import GET_TASK
+from shared.contracts.topology import Topology
 from shared.db.models import UserKind
 from shared.db.session import SessionFactory, in_transaction
 from tests.support.fake_github import FakeGithub
+from tests.support.fixtures import delete_queues
+from tests.support.servers import Servers
 
 S = TypeVar("S", bound=BaseSettings)
 TokenMaker = Callable[..., Coroutine[Any, Any, str]]
@@ -99,3 +106,22 @@ def make_token(service_env: dict[str, str], sessions: SessionFactory) -> TokenMa
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.asynccontextmanager
+async def lonely_gateway(
+    servers: Servers, service_env: dict[str, str], **settings: Any
+) -> AsyncIterator[tuple[FastAPI, str]]:
+    """A gateway on the test database whose RPC queues nobody consumes (a prefix of its
+    own), its get_task queue declared as stopped scheduler replicas leave it."""
+    prefix = f"lonely-{secrets.token_hex(3)}"
+    connection = await aio_pika.connect(servers.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(Topology(prefix).rpc_queue(GET_TASK).name, durable=True)
+    app = create_gateway(settings_for(GatewaySettings, service_env, amqp_prefix=prefix, **settings))
+    try:
+        async with app.router.lifespan_context(app):
+            yield app, prefix
+    finally:
+        await delete_queues(servers.amqp_url, prefix)
