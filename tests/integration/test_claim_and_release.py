@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, null, select, update
 from sqlalchemy.engine import make_url
 
 from scheduler import assignment, platforms, release
-from scheduler.assignment import CLAIM_NEXT_TASK, Claim, ClaimPool
+from scheduler.assignment import CLAIM_NEXT_TASKS, Claim, ClaimPool
 from scheduler.planning import plan_build
 from shared import correlation
 from shared.contracts.build_node import BuildTaskArtifactsStored, BuildTaskAssigned, Task
@@ -184,6 +184,38 @@ async def test_concurrent_claims_of_two_replicas_hand_out_each_task_once(
     assert sorted(e["task_id"] for e in events) == tasks
 
 
+async def test_requests_claimed_together_each_get_their_own_task_and_event(
+    sessions: SessionFactory, actor: Actor, pools: list[ClaimPool]
+) -> None:
+    tasks = await ready_build(sessions, actor, refs=5, arches=["x86_64"], chained=False)
+
+    async def request(n: int) -> tuple[str, Any]:
+        token = correlation.bind(f"request-{n}")
+        try:
+            arches = ["ppc64le"] if n % 3 == 0 else ["x86_64"]
+            return f"n{n}", await assign(pools[0], sessions, claim(f"n{n}", arches))
+        finally:
+            correlation.unbind(token)
+
+    answers = await asyncio.gather(*(request(n) for n in range(12)))
+    given = {node: body["id"] for node, body in answers if body is not None}
+    assert sorted(given.values()) == tasks
+    assert all(node not in given for node in ("n0", "n3", "n6", "n9"))  # ppc64le: none built
+    async with sessions() as session:
+        rows = await session.execute(
+            select(BuildTask.id, BuildTask.node_id).where(BuildTask.id.in_(tasks))
+        )
+        assert {node: task for task, node in rows} == given
+        events = await session.execute(
+            select(OutboxMessage.payload, OutboxMessage.correlation_id).where(
+                OutboxMessage.routing_key == "build_task.assigned"
+            )
+        )
+        assert {e["node_id"]: (e["task_id"], cid) for e, cid in events} == {
+            node: (task, f"request-{node[1:]}") for node, task in given.items()
+        }
+
+
 async def test_a_task_made_runnable_before_bodies_were_stored_gets_one_at_claim(
     sessions: SessionFactory, actor: Actor, pools: list[ClaimPool]
 ) -> None:
@@ -333,7 +365,13 @@ async def plan_of(database_url: str, statement: str, *args: object) -> str:
 
 async def test_the_hot_statements_can_use_their_partial_indexes(database_url: str) -> None:
     claim_plan = await plan_of(
-        database_url, CLAIM_NEXT_TASK, ["x86_64"], 300.0, "n1", NOTIFY_CHANNEL, None
+        database_url,
+        CLAIM_NEXT_TASKS,
+        ["x86_64"],
+        300.0,
+        ["n1", "n2"],
+        NOTIFY_CHANNEL,
+        [None, None],
     )
     assert "ix_build_tasks_runnable" in claim_plan
     unsettled = f"SELECT EXISTS (SELECT 1 FROM build_tasks WHERE build_id = 1 AND ({UNSETTLED}))"
