@@ -107,3 +107,14 @@ async def test_a_request_cancelled_while_waiting_leaves_the_others_answered() ->
     assert await kept == (1, "kept")
     with pytest.raises(asyncio.CancelledError):
         await gone
+
+
+async def test_a_cancelled_runner_cancels_its_requests_rather_than_leave_them() -> None:
+    pool = Pool(size=1)
+    request = asyncio.create_task(pool.claim(Claim(X86, "n0", 300)))
+    await asyncio.sleep(0.001)
+    [runner] = pool._runners
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(request, 1)
+    assert await pool.claim(Claim(X86, "after", 300)) == (0, "after")

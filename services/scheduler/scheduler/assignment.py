@@ -179,6 +179,10 @@ class ClaimPool:
                 if not request.answer.done():
                     request.answer.set_exception(exc)
             return
+        except BaseException:  # the runner cancelled: its requests must not wait forever
+            for request in batch:
+                request.answer.cancel()
+            raise
         for request, result in zip(batch, results, strict=True):
             if not request.answer.done():
                 request.answer.set_result(result)
