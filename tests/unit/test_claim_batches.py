@@ -39,26 +39,34 @@ async def test_a_batch_stops_at_its_limit_and_keeps_the_order_of_the_rest() -> N
 
 
 class Pool(ClaimPool):
-    """Claims answered without a database: the node id comes back as the body, after a
-    pause, and each statement's batch is recorded."""
+    """Claims answered without a database: the node id comes back as the body, and each
+    statement's batch is recorded. Statements run until the gate opens (it starts closed),
+    so the tests decide what arrives while they run, whatever the machine's speed."""
 
     def __init__(self, size: int, fail: int | None = None) -> None:
         super().__init__("postgresql+asyncpg://nowhere/none", size)
         self.batches: list[list[str | None]] = []
         self.fail = fail
+        self.gate = asyncio.Event()
 
     async def _claim_batch(self, batch: list[Waiting]) -> list[Claimed | None]:
         self.batches.append(nodes(batch))
-        await asyncio.sleep(0.01)
+        await self.gate.wait()
         if len(self.batches) == self.fail:
             raise Unavailable("The database is unavailable; try again shortly.")
         return [(n, request.claim.node_id) for n, request in enumerate(batch)]
 
 
+async def settle() -> None:
+    """Let every task that can run do so (no timers involved)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 async def claims(pool: Pool, *names: str) -> list[asyncio.Task[Claimed | None]]:
     """Requests arriving together (as deliveries read from one socket read do)."""
     started = [asyncio.create_task(pool.claim(Claim(X86, name, 300))) for name in names]
-    await asyncio.sleep(0.001)  # the runners have taken them and sent their statements
+    await settle()  # the runners have taken what they could and sent their statements
     return started
 
 
@@ -66,6 +74,7 @@ async def test_requests_arriving_during_a_statement_go_in_the_next_one() -> None
     pool = Pool(size=1)
     first = await claims(pool, "n0", "n1")
     later = await claims(pool, "n2", "n3", "n4")
+    pool.gate.set()
     answers = await asyncio.gather(*first, *later)
     assert [answer[1] for answer in answers if answer] == ["n0", "n1", "n2", "n3", "n4"]
     assert pool.batches == [["n0", "n1"], ["n2", "n3", "n4"]]
@@ -75,12 +84,15 @@ async def test_up_to_size_statements_run_at_once() -> None:
     pool = Pool(size=2)
     started = [*await claims(pool, "n0"), *await claims(pool, "n1"), *await claims(pool, "n2")]
     started += await claims(pool, "n3")
+    assert pool.batches == [["n0"], ["n1"]]
+    pool.gate.set()
     await asyncio.gather(*started)
     assert pool.batches == [["n0"], ["n1"], ["n2", "n3"]]
 
 
 async def test_a_request_after_a_quiet_spell_is_answered_at_once() -> None:
     pool = Pool(size=1)
+    pool.gate.set()
     assert await pool.claim(Claim(X86, "early", 300)) == (0, "early")
     await asyncio.sleep(0)
     assert await asyncio.wait_for(pool.claim(Claim(X86, "late", 300)), 1) == (0, "late")
@@ -89,6 +101,7 @@ async def test_a_request_after_a_quiet_spell_is_answered_at_once() -> None:
 async def test_a_failed_statement_fails_its_batch_only() -> None:
     pool = Pool(size=1, fail=2)
     started = [*await claims(pool, "n0"), *await claims(pool, "n1", "n2")]
+    pool.gate.set()
     results = await asyncio.gather(*started, return_exceptions=True)
     assert results[0] == (0, "n0")
     assert all(isinstance(result, Unavailable) for result in results[1:])
@@ -97,12 +110,10 @@ async def test_a_failed_statement_fails_its_batch_only() -> None:
 
 async def test_a_request_cancelled_while_waiting_leaves_the_others_answered() -> None:
     pool = Pool(size=1)
-    first = asyncio.ensure_future(pool.claim(Claim(X86, "n0", 300)))
-    await asyncio.sleep(0)
-    gone = asyncio.ensure_future(pool.claim(Claim(X86, "gone", 300)))
-    kept = asyncio.ensure_future(pool.claim(Claim(X86, "kept", 300)))
-    await asyncio.sleep(0)
+    [first] = await claims(pool, "n0")
+    gone, kept = await claims(pool, "gone", "kept")
     gone.cancel()
+    pool.gate.set()
     assert await first == (0, "n0")
     assert await kept == (1, "kept")
     with pytest.raises(asyncio.CancelledError):
@@ -111,10 +122,10 @@ async def test_a_request_cancelled_while_waiting_leaves_the_others_answered() ->
 
 async def test_a_cancelled_runner_cancels_its_requests_rather_than_leave_them() -> None:
     pool = Pool(size=1)
-    request = asyncio.create_task(pool.claim(Claim(X86, "n0", 300)))
-    await asyncio.sleep(0.001)
+    [request] = await claims(pool, "n0")
     [runner] = pool._runners
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(request, 1)
+    pool.gate.set()
     assert await pool.claim(Claim(X86, "after", 300)) == (0, "after")
